@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Installs what `make` needs on a fresh Debian 12 machine, and nothing else.
+#
+#   scripts/install-deps.sh build   compile millrace (make, make demo)
+#   scripts/install-deps.sh test    build + unit, fault, fuzz and integration tests (make test)
+#   scripts/install-deps.sh bench   build + the benchmarks (make bench)
+#
+# It asks dpkg which of the mode's packages are missing and installs only those (apt-get update
+# first), saying what and why. When everything is present it prints nothing and returns at once,
+# so every make target can call it unconditionally.
+set -euo pipefail
+
+# ---------------------------------------------------------------------------------------------
+# Debian packages, one "package:why" per line. Add new dependencies here, in the list of the
+# mode that needs them (later: mosquitto, postgresql, influxdb, ... under TEST_PKGS).
+# ---------------------------------------------------------------------------------------------
+BUILD_PKGS=(
+    "build-essential:C compiler, make"
+    "pkg-config:locates the libraries below"
+    "libuv1-dev:event loop"
+    "libyaml-dev:configuration parser"
+    "libjansson-dev:JSON"
+)
+
+TEST_PKGS=(
+    "${BUILD_PKGS[@]}"
+    "libcmocka-dev:unit test framework"
+    "clang-14:libFuzzer targets (tests/fuzz)"
+    "libclang-rt-14-dev:libFuzzer and sanitizer runtimes for clang-14"
+    "mount:mount/umount for the full and read-only disk fault test (tmpfs)"
+    "util-linux:mountpoint, used by the fault tests' cleanup"
+    "coreutils:timeout bounds every test; dd, truncate, od, mkfifo in the fault tests"
+    # Integration peers go here (mosquitto, postgresql, influxdb, ...).
+)
+
+BENCH_PKGS=(
+    "${BUILD_PKGS[@]}"
+    "coreutils:df (disk in bench/RESULTS.md), timeout bounds every run"
+)
+
+# npm packages come from a package.json (and its lock file) in these folders, installed with
+# `npm ci` when a package-lock.json exists, `npm install` otherwise. Node and npm come from
+# Debian, added to the mode's list only when such a folder exists and the command is missing (a
+# machine may carry a newer nodejs whose own npm must not be replaced by Debian's).
+# shellcheck disable=SC2034 # read indirectly, as NPM_DIRS_$mode
+NPM_DIRS_test=(tests)
+# shellcheck disable=SC2034
+NPM_DIRS_build=()
+# shellcheck disable=SC2034
+NPM_DIRS_bench=()
+NODE_PKGS=(
+    "nodejs:runs the npm-based test peers"
+    "npm:installs the npm-based test peers"
+)
+
+# ---------------------------------------------------------------------------------------------
+
+usage() {
+    echo "usage: $0 build|test|bench" >&2
+    exit 2
+}
+
+[[ $# -eq 1 ]] || usage
+mode=$1
+case "$mode" in
+    build) pkgs=("${BUILD_PKGS[@]}") ;;
+    test) pkgs=("${TEST_PKGS[@]}") ;;
+    bench) pkgs=("${BENCH_PKGS[@]}") ;;
+    *) usage ;;
+esac
+
+root_dir=$(cd "$(dirname "$0")/.." && pwd)
+npm_dirs_var="NPM_DIRS_${mode}[@]"
+npm_dirs=()
+for d in "${!npm_dirs_var}"; do
+    if [[ -f "$root_dir/$d/package.json" ]]; then
+        npm_dirs+=("$root_dir/$d")
+    fi
+done
+if [[ ${#npm_dirs[@]} -gt 0 ]]; then
+    for entry in "${NODE_PKGS[@]}"; do
+        cmd=${entry%%:*}
+        [[ $cmd == nodejs ]] && cmd=node
+        command -v "$cmd" >/dev/null 2>&1 || pkgs+=("$entry")
+    done
+fi
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "install-deps: dpkg-query not found: this script supports Debian 12 only" >&2
+    exit 1
+fi
+
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        echo "install-deps: need root or sudo to run: $*" >&2
+        exit 1
+    fi
+}
+
+# One dpkg-query call for all names; a package dpkg has never heard of prints nothing, so it
+# counts as missing like one that is removed or half-installed (status other than "ii").
+names=()
+declare -A why=()
+for entry in "${pkgs[@]}"; do
+    name=${entry%%:*}
+    if [[ -z ${why[$name]+x} ]]; then
+        names+=("$name")
+        why[$name]=${entry#*:}
+    fi
+done
+declare -A installed=()
+while IFS='|' read -r status name; do
+    if [[ $status == ii* ]]; then
+        installed[$name]=1
+    fi
+done < <(dpkg-query -W -f='${db:Status-Abbrev}|${Package}\n' "${names[@]}" 2>/dev/null || true)
+
+missing=()
+for name in "${names[@]}"; do
+    if [[ -z ${installed[$name]+x} ]]; then
+        missing+=("$name")
+    fi
+done
+
+if [[ ${#missing[@]} -gt 0 ]]; then
+    echo "install-deps ($mode): installing missing Debian packages:"
+    for name in "${missing[@]}"; do
+        printf '  %-22s %s\n' "$name" "${why[$name]}"
+    done
+    export DEBIAN_FRONTEND=noninteractive
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q -o DPkg::Lock::Timeout=120 "${missing[@]}"
+fi
+
+# npm: reinstall only when package.json or its lock file is newer than what node_modules holds
+# (npm writes node_modules/.package-lock.json on every install).
+for dir in "${npm_dirs[@]}"; do
+    stamp="$dir/node_modules/.package-lock.json"
+    if [[ -f $stamp && ! $dir/package.json -nt $stamp &&
+        ! ( -f $dir/package-lock.json && $dir/package-lock.json -nt $stamp ) ]]; then
+        continue
+    fi
+    if [[ -f $dir/package-lock.json ]]; then
+        echo "install-deps ($mode): npm ci in ${dir#"$root_dir"/} (package-lock.json changed)"
+        (cd "$dir" && npm ci --no-audit --no-fund)
+    else
+        echo "install-deps ($mode): npm install in ${dir#"$root_dir"/} (package.json changed)"
+        (cd "$dir" && npm install --no-audit --no-fund)
+    fi
+done

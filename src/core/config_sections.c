@@ -1,0 +1,270 @@
+/* The top-level sections of a millrace config file: journal, inputs, pipelines, outputs, http,
+ * assets. Plugins declare their own tables next to their code (src/inputs, src/outputs, ...);
+ * this file only declares what belongs to millrace itself. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config_internal.h"
+
+/* ---- journal ---- */
+
+static const char *const fsync_values[] = {"always", "interval", "never", NULL};
+
+static const struct mr_field journal_topic_fields[] = {
+    {.name = "partitions",
+     .type = MR_FIELD_INT,
+     .offset = offsetof(struct mr_journal_topic_conf, partitions),
+     .def = "1",
+     .min = "1",
+     .max = "1024",
+     .help = "Number of partitions; records of one asset always go to the same partition."},
+    {.name = "retention_age",
+     .type = MR_FIELD_DURATION,
+     .offset = offsetof(struct mr_journal_topic_conf, retention_age_ns),
+     .present = MR_FIELD_PRESENT(struct mr_journal_topic_conf, has_retention_age),
+     .help = "Delete segments older than this for this topic; 0 keeps them forever. "
+             "Default: journal.retention_age."},
+    {.name = "retention_bytes",
+     .type = MR_FIELD_SIZE,
+     .offset = offsetof(struct mr_journal_topic_conf, retention_bytes),
+     .present = MR_FIELD_PRESENT(struct mr_journal_topic_conf, has_retention_bytes),
+     .help = "Delete the oldest segments when a partition is larger than this; 0 is unlimited. "
+             "Default: journal.retention_bytes."},
+    {0},
+};
+
+static const struct mr_section journal_topic_section = {
+    .fields = journal_topic_fields,
+    .size = sizeof(struct mr_journal_topic_conf),
+};
+
+/* Kafka's rule for topic names, so mirroring to Kafka never has to rename. */
+static bool topic_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 249 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
+        return false;
+    }
+    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+static void journal_check(void *conf, struct mr_config_check *chk)
+{
+    struct mr_journal_conf *j = conf;
+    for (size_t i = 0; i < j->topics.n; i++) {
+        struct mr_journal_topic_conf *t = j->topics.items[i].conf;
+        if (!topic_name_ok(j->topics.items[i].name)) {
+            char field[CFG_PATH_LEN];
+            snprintf(field, sizeof(field), "topics.%s", j->topics.items[i].name);
+            mr_config_check_fail(chk, field,
+                                 "a topic name is 1 to 249 letters, digits, '.', '_' "
+                                 "or '-'");
+        }
+        if (!t->has_retention_age) {
+            t->retention_age_ns = j->retention_age_ns;
+        }
+        if (!t->has_retention_bytes) {
+            t->retention_bytes = j->retention_bytes;
+        }
+    }
+}
+
+static const struct mr_field journal_fields[] = {
+    {.name = "dir",
+     .type = MR_FIELD_STRING,
+     .offset = offsetof(struct mr_journal_conf, dir),
+     .def = "./millrace-data",
+     .help = "Directory holding the journal's segments, indexes and consumer cursors."},
+    {.name = "fsync",
+     .type = MR_FIELD_ENUM,
+     .offset = offsetof(struct mr_journal_conf, fsync),
+     .def = "always",
+     .values = fsync_values,
+     .help = "When appended records reach the disk before they are acknowledged: 'always' (no "
+             "acknowledged record is ever lost, slowest), 'interval' (at most fsync_interval of "
+             "records lost on power failure), 'never' (the OS decides; a crash of the machine "
+             "can lose recent records)."},
+    {.name = "fsync_interval",
+     .type = MR_FIELD_DURATION,
+     .offset = offsetof(struct mr_journal_conf, fsync_interval_ns),
+     .def = "10ms",
+     .min = "1ms",
+     .max = "1m",
+     .help = "With fsync: interval, how often the journal is flushed to disk."},
+    {.name = "segment_bytes",
+     .type = MR_FIELD_SIZE,
+     .offset = offsetof(struct mr_journal_conf, segment_bytes),
+     .def = "64MiB",
+     .min = "4KiB",
+     .max = "4GiB",
+     .help = "A partition's active segment is closed and a new one started at this size."},
+    {.name = "segment_age",
+     .type = MR_FIELD_DURATION,
+     .offset = offsetof(struct mr_journal_conf, segment_age_ns),
+     .def = "1h",
+     .min = "1s",
+     .help = "A partition's active segment is closed after this long, so retention can delete "
+             "old data from quiet topics."},
+    {.name = "retention_age",
+     .type = MR_FIELD_DURATION,
+     .offset = offsetof(struct mr_journal_conf, retention_age_ns),
+     .def = "7d",
+     .help = "Closed segments whose newest record is older than this are deleted; 0 keeps them "
+             "forever."},
+    {.name = "retention_bytes",
+     .type = MR_FIELD_SIZE,
+     .offset = offsetof(struct mr_journal_conf, retention_bytes),
+     .def = "0",
+     .help = "Oldest closed segments are deleted while a partition is larger than this; 0 is "
+             "unlimited."},
+    {.name = "topics",
+     .type = MR_FIELD_SECTION_MAP,
+     .offset = offsetof(struct mr_journal_conf, topics),
+     .section = &journal_topic_section,
+     .help = "Per-topic settings, by topic name. Topics not listed use the defaults above."},
+    {0},
+};
+
+static const struct mr_section journal_section = {
+    .fields = journal_fields,
+    .size = sizeof(struct mr_journal_conf),
+    .check = journal_check,
+};
+
+/* ---- pipelines ---- */
+
+static const struct mr_field pipeline_fields[] = {
+    {.name = "from",
+     .type = MR_FIELD_STRING_LIST,
+     .offset = offsetof(struct mr_pipeline_conf, from),
+     .min = "1",
+     .flags = MR_FIELD_REQUIRED,
+     .help = "Where records come from: input names or journal topics."},
+    {.name = "steps",
+     .type = MR_FIELD_PLUGIN_LIST,
+     .offset = offsetof(struct mr_pipeline_conf, steps),
+     .plugin_kind = MR_PLUGIN_OPERATOR,
+     .help = "Operators applied in order, each `{type: OPERATOR, ...settings}`."},
+    {.name = "to",
+     .type = MR_FIELD_STRING_LIST,
+     .offset = offsetof(struct mr_pipeline_conf, to),
+     .min = "1",
+     .flags = MR_FIELD_REQUIRED,
+     .help = "Where results go: output names or journal topics."},
+    {0},
+};
+
+static const struct mr_section pipeline_section = {
+    .fields = pipeline_fields,
+    .size = sizeof(struct mr_pipeline_conf),
+};
+
+/* ---- http ---- */
+
+static void http_check(void *conf, struct mr_config_check *chk)
+{
+    const struct mr_http_conf *h = conf;
+    const char *colon = strrchr(h->listen, ':');
+    char *end = NULL;
+    long port = colon != NULL ? strtol(colon + 1, &end, 10) : -1;
+    if (colon == NULL || colon == h->listen || end == colon + 1 || *end != '\0' || port < 0 ||
+        port > 65535) {
+        mr_config_check_fail(chk, "listen",
+                             "expected HOST:PORT with a port from 0 to 65535, "
+                             "got '%.60s'",
+                             h->listen);
+    }
+}
+
+static const struct mr_field http_fields[] = {
+    {.name = "listen",
+     .type = MR_FIELD_STRING,
+     .offset = offsetof(struct mr_http_conf, listen),
+     .def = "127.0.0.1:8080",
+     .help = "Address of the dashboard, HTTP API and /metrics, as HOST:PORT. Use 0.0.0.0:8080 to "
+             "accept connections from other machines."},
+    {0},
+};
+
+static const struct mr_section http_section = {
+    .fields = http_fields,
+    .size = sizeof(struct mr_http_conf),
+    .check = http_check,
+};
+
+/* ---- assets ---- */
+
+static const struct mr_field asset_fields[] = {
+    {.name = "description",
+     .type = MR_FIELD_STRING,
+     .offset = offsetof(struct mr_asset_conf, description),
+     .help = "What the asset is, for people reading dashboards and alerts."},
+    {.name = "tags",
+     .type = MR_FIELD_STRING_MAP,
+     .offset = offsetof(struct mr_asset_conf, tags),
+     .help = "Free key: value pairs attached to the asset (e.g. vendor, model, cost_center)."},
+    {0},
+};
+
+static const struct mr_section asset_section = {
+    .fields = asset_fields,
+    .size = sizeof(struct mr_asset_conf),
+};
+
+/* ---- the file ---- */
+
+static void root_check(void *conf, struct mr_config_check *chk)
+{
+    const struct mr_config *cfg = conf;
+    for (size_t i = 0; i < cfg->pipelines.n; i++) {
+        const char *name = cfg->pipelines.items[i].name;
+        if (name[0] == '\0' ||
+            strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+                strlen(name)) {
+            char field[CFG_PATH_LEN];
+            snprintf(field, sizeof(field), "pipelines.%s", name);
+            mr_config_check_fail(chk, field, "a name may only use letters, digits, '_' and '-'");
+        }
+    }
+}
+
+static const struct mr_field root_fields[] = {
+    {.name = "journal",
+     .type = MR_FIELD_SECTION,
+     .offset = offsetof(struct mr_config, journal),
+     .section = &journal_section,
+     .help = "The durable journal: where records are kept, how safely, and for how long."},
+    {.name = "inputs",
+     .type = MR_FIELD_PLUGIN_MAP,
+     .offset = offsetof(struct mr_config, inputs),
+     .plugin_kind = MR_PLUGIN_INPUT,
+     .help = "Where data comes from, by name: `NAME: {type: PLUGIN, ...settings}`."},
+    {.name = "pipelines",
+     .type = MR_FIELD_SECTION_MAP,
+     .offset = offsetof(struct mr_config, pipelines),
+     .section = &pipeline_section,
+     .help = "Processing, by name: records flow from inputs or topics through steps to outputs "
+             "or topics."},
+    {.name = "outputs",
+     .type = MR_FIELD_PLUGIN_MAP,
+     .offset = offsetof(struct mr_config, outputs),
+     .plugin_kind = MR_PLUGIN_OUTPUT,
+     .help = "Where results go, by name: `NAME: {type: PLUGIN, ...settings}`."},
+    {.name = "http",
+     .type = MR_FIELD_SECTION,
+     .offset = offsetof(struct mr_config, http),
+     .section = &http_section,
+     .help = "The built-in web server."},
+    {.name = "assets",
+     .type = MR_FIELD_SECTION_MAP,
+     .offset = offsetof(struct mr_config, assets),
+     .section = &asset_section,
+     .help = "Equipment by ISA-95 path (site/area/line/machine), with a description and tags."},
+    {0},
+};
+
+const struct mr_section mr_config_root = {
+    .fields = root_fields,
+    .size = sizeof(struct mr_config),
+    .check = root_check,
+};

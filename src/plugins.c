@@ -1,0 +1,109 @@
+/* The plugin registry: every input, operator and output millrace ships, in one place.
+ *
+ * To add a plugin: write src/inputs/NAME.c (or operators/outputs) defining
+ * `const struct mr_plugin mr_input_NAME = {...}`, declare it below and add it to its list,
+ * keeping each list sorted by name (docs/CONFIG.md and "available: ..." hints follow this
+ * order). Then run `make docs`. */
+#include <stdio.h>
+#include <string.h>
+
+#include "millrace/plugin.h"
+
+extern const struct mr_plugin mr_input_stdin;
+extern const struct mr_plugin mr_output_stdout;
+
+static const struct mr_plugin *const inputs[] = {
+    &mr_input_stdin,
+    NULL,
+};
+
+/* Operators arrive with the stream engine; the list exists so pipelines can name them. */
+static const struct mr_plugin *const operators[] = {
+    NULL,
+};
+
+static const struct mr_plugin *const outputs[] = {
+    &mr_output_stdout,
+    NULL,
+};
+
+static const struct mr_plugin *const *list_of(enum mr_plugin_kind kind)
+{
+    switch (kind) {
+    case MR_PLUGIN_INPUT:
+        return inputs;
+    case MR_PLUGIN_OPERATOR:
+        return operators;
+    case MR_PLUGIN_OUTPUT:
+        return outputs;
+    }
+    return NULL;
+}
+
+const struct mr_plugin *mr_plugin_find(enum mr_plugin_kind kind, const char *name)
+{
+    const struct mr_plugin *const *list = list_of(kind);
+    for (size_t i = 0; list != NULL && list[i] != NULL; i++) {
+        if (strcmp(list[i]->name, name) == 0) {
+            return list[i];
+        }
+    }
+    return NULL;
+}
+
+const struct mr_plugin *mr_plugin_at(enum mr_plugin_kind kind, size_t i)
+{
+    const struct mr_plugin *const *list = list_of(kind);
+    for (size_t j = 0; list != NULL && list[j] != NULL; j++) {
+        if (j == i) {
+            return list[j];
+        }
+    }
+    return NULL;
+}
+
+const char *mr_plugin_kind_name(enum mr_plugin_kind kind)
+{
+    switch (kind) {
+    case MR_PLUGIN_INPUT:
+        return "input";
+    case MR_PLUGIN_OPERATOR:
+        return "operator";
+    case MR_PLUGIN_OUTPUT:
+        return "output";
+    }
+    return "plugin";
+}
+
+int mr_plugin_counters_register(struct mr_metrics *metrics, const struct mr_plugin *plugin,
+                                const char *instance, struct mr_plugin_counters *out)
+{
+    char inst[256];
+    char labels[320];
+    struct mr_plugin_counters c;
+    if (mr_metrics_label_escape(instance, inst, sizeof(inst)) < 0) {
+        return MR_ETOOBIG;
+    }
+    /* Plugin names are our own identifiers: nothing to escape. */
+    int w = snprintf(labels, sizeof(labels), "instance=\"%s\",plugin=\"%s\"", inst, plugin->name);
+    if (w < 0 || (size_t)w >= sizeof(labels)) {
+        return MR_ETOOBIG;
+    }
+    int rc = mr_metrics_counter(metrics, "millrace_records_in_total",
+                                "Records a plugin instance received.", labels, &c.records_in);
+    if (rc == 0) {
+        rc = mr_metrics_counter(metrics, "millrace_records_out_total",
+                                "Records a plugin instance passed on or delivered.", labels,
+                                &c.records_out);
+    }
+    if (rc == 0) {
+        rc = mr_metrics_counter(metrics, "millrace_errors_total",
+                                "Records or operations a plugin instance failed on.", labels,
+                                &c.errors);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
