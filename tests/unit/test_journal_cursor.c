@@ -14,28 +14,20 @@
 #include <unistd.h>
 
 #include "millrace/journal.h"
+#include "support/tmpdir.h"
 
 static char dir[64];
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/mr_jcur_XXXXXX");
-    return mkdtemp(dir) == NULL ? -1 : 0;
+    return mr_test_tmpdir_create(dir, sizeof(dir), "mr_jcur");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return mr_test_tmpdir_remove(dir);
 }
 
 static struct mr_journal *open_j(void)

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "millrace/journal.h"
+#include "support/tmpdir.h"
 
 /* Test hooks in src/journal/journal.c. */
 void mr_journal_test_fail_write(struct mr_journal *j, int errnum, uint64_t after_bytes);
@@ -27,25 +28,16 @@ void mr_journal_test_fail_sync(struct mr_journal *j, int errnum);
 
 static char dir[64];
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/mr_jrec_XXXXXX");
-    return mkdtemp(dir) == NULL ? -1 : 0;
+    return mr_test_tmpdir_create(dir, sizeof(dir), "mr_jrec");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return mr_test_tmpdir_remove(dir);
 }
 
 static struct mr_journal *open_j(bool ro, uint64_t seg_bytes, struct mr_journal_recovery *rep)
