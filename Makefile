@@ -82,6 +82,7 @@ test:
 	@scripts/install-deps.sh test
 	$(MAKE) MODE=asan unit-tests
 	$(MAKE) docs-check
+	$(MAKE) fmt-check
 	MR_BUILD=$(BUILD)/asan tests/run.sh
 
 demo:

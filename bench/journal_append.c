@@ -28,8 +28,8 @@
 #include "millrace/clock.h"
 #include "millrace/journal.h"
 
-#define RECORD_BYTES 100
-#define BATCH_RECORDS 2000
+#define RECORD_BYTES    100
+#define BATCH_RECORDS   2000
 #define IN_FLIGHT_BYTES (16u * 1024u * 1024u)
 
 struct cfg {

@@ -54,8 +54,8 @@ long mr_log_ratelimit_pass(struct mr_log_ratelimit *rl, uint32_t burst, uint32_t
     } while (0)
 
 #define MR_LOG_ERROR(component, ...) MR_LOGC(MR_LOG_ERROR, component, __VA_ARGS__)
-#define MR_LOG_WARN(component, ...) MR_LOGC(MR_LOG_WARN, component, __VA_ARGS__)
-#define MR_LOG_INFO(component, ...) MR_LOGC(MR_LOG_INFO, component, __VA_ARGS__)
+#define MR_LOG_WARN(component, ...)  MR_LOGC(MR_LOG_WARN, component, __VA_ARGS__)
+#define MR_LOG_INFO(component, ...)  MR_LOGC(MR_LOG_INFO, component, __VA_ARGS__)
 #define MR_LOG_DEBUG(component, ...) MR_LOGC(MR_LOG_DEBUG, component, __VA_ARGS__)
 
 #endif

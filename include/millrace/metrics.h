@@ -24,8 +24,8 @@ void mr_metrics_destroy(struct mr_metrics *m);
 
 /* Registering the same name+labels twice returns the same handle. A name registered with a
  * different kind or help fails with MR_EEXIST; an invalid name or label string with MR_EINVAL. */
-int mr_metrics_counter(struct mr_metrics *m, const char *name, const char *help,
-                       const char *labels, struct mr_counter **out);
+int mr_metrics_counter(struct mr_metrics *m, const char *name, const char *help, const char *labels,
+                       struct mr_counter **out);
 int mr_metrics_gauge(struct mr_metrics *m, const char *name, const char *help, const char *labels,
                      struct mr_gauge **out);
 /* bounds: n strictly increasing upper bounds (the +Inf bucket is implicit); copied. */

@@ -26,14 +26,14 @@
 #include "millrace/error.h"
 #include "millrace/names.h"
 
-#define MR_RECORD_MAX_TAGS 16
+#define MR_RECORD_MAX_TAGS     16
 /* A journal record whose value is a binary-encoded mr_record carries this Kafka record header,
  * so readers (`millrace journal read --format json`, Kafka consumers) can tell it apart from raw
  * bytes appended by `millrace journal append`. */
-#define MR_RECORD_HEADER_KEY "mr.enc"
+#define MR_RECORD_HEADER_KEY   "mr.enc"
 #define MR_RECORD_HEADER_VALUE "rec1"
 /* Largest sample block one record may carry (1 s at 100 kHz). */
-#define MR_RECORD_MAX_SAMPLES 100000u
+#define MR_RECORD_MAX_SAMPLES  100000u
 
 enum mr_value_type {
     MR_VALUE_F64 = 1,
@@ -109,8 +109,8 @@ long mr_record_to_json(const struct mr_record *rec, const struct mr_names *names
  * since the epoch; "quality" defaults to good; "tags" optional). String values, sample blocks
  * and tag values are copied into scratch (scratch_cap bytes) and borrowed from there.
  * Returns 0 or MR_EPARSE/MR_ETOOBIG with err naming the field. */
-int mr_record_from_json(struct mr_record *rec, struct mr_names *names, const char *json,
-                        size_t len, char *scratch, size_t scratch_cap, struct mr_err *err);
+int mr_record_from_json(struct mr_record *rec, struct mr_names *names, const char *json, size_t len,
+                        char *scratch, size_t scratch_cap, struct mr_err *err);
 
 /* Parse/format RFC 3339 UTC timestamps with up to 9 fractional digits ("Z" or +hh:mm offsets
  * accepted on input). Parse returns 0, MR_EPARSE or MR_ERANGE (outside int64 ns). Format writes

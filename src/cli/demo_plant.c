@@ -9,8 +9,8 @@
 
 static const char *const state_names[] = {"RUNNING", "IDLE", "DOWN", "SETUP", "PLANNED_STOP"};
 enum { RUNNING, IDLE, DOWN, SETUP, PLANNED_STOP };
-static const char *const signal_names[DEMO_SIGNALS] = {
-    "state", "part_count", "temperature", "power", "energy", "vibration_rms"};
+static const char *const signal_names[DEMO_SIGNALS] = {"state", "part_count", "temperature",
+                                                       "power", "energy",     "vibration_rms"};
 static const char *const units[DEMO_SIGNALS] = {"", "parts", "degC", "kW", "kWh", "mm/s"};
 
 /* xorshift64*: small, seeded, good enough for a simulation. */
@@ -45,8 +45,8 @@ int demo_plant_init(struct demo_plant *plant, struct mr_names *names, uint64_t s
     static const char *const kinds[3] = {"press", "weld", "paint"};
     for (uint32_t i = 0; i < DEMO_MACHINES; i++) {
         struct demo_machine *m = &plant->machines[i];
-        snprintf(m->asset, sizeof(m->asset), "demo/assembly/line%u/%s%u", i / 3 + 1,
-                 kinds[i % 3], i % 3 + 1);
+        snprintf(m->asset, sizeof(m->asset), "demo/assembly/line%u/%s%u", i / 3 + 1, kinds[i % 3],
+                 i % 3 + 1);
         rc = mr_names_intern(names, m->asset, strlen(m->asset), &m->asset_id);
         if (rc != 0) {
             return rc;
@@ -157,8 +157,8 @@ void demo_plant_observe(struct demo_plant *plant, uint32_t machine, const struct
 {
     struct demo_machine *m = &plant->machines[machine];
     if (rec->signal == plant->sig[0] && rec->type == MR_VALUE_STRING) {
-        size_t n = rec->v.str.len < sizeof(m->last_state) - 1 ? rec->v.str.len
-                                                               : sizeof(m->last_state) - 1;
+        size_t n =
+            rec->v.str.len < sizeof(m->last_state) - 1 ? rec->v.str.len : sizeof(m->last_state) - 1;
         memcpy(m->last_state, rec->v.str.ptr, n);
         m->last_state[n] = '\0';
     } else if (rec->signal == plant->sig[1] && rec->type == MR_VALUE_I64) {

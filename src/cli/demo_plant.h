@@ -11,16 +11,15 @@
 #include "millrace/names.h"
 #include "millrace/record.h"
 
-#define DEMO_MACHINES 6u
-#define DEMO_SIGNALS 6u
+#define DEMO_MACHINES     6u
+#define DEMO_SIGNALS      6u
 #define DEMO_READINGS_MAX (DEMO_MACHINES * DEMO_SIGNALS)
-#define DEMO_TICK_NS 100000000LL /* simulated time per tick: 100 ms */
+#define DEMO_TICK_NS      100000000LL /* simulated time per tick: 100 ms */
 
 #define MR_DEMO_RECORD_HEADER                                                                      \
     {                                                                                              \
         .key = MR_RECORD_HEADER_KEY, .key_len = (int32_t)sizeof(MR_RECORD_HEADER_KEY) - 1,         \
-        .value = MR_RECORD_HEADER_VALUE,                                                           \
-        .value_len = (int32_t)sizeof(MR_RECORD_HEADER_VALUE) - 1                                   \
+        .value = MR_RECORD_HEADER_VALUE, .value_len = (int32_t)sizeof(MR_RECORD_HEADER_VALUE) - 1  \
     }
 
 struct demo_machine {

@@ -23,9 +23,11 @@ static int cmd_help(int argc, char **argv);
 static const struct command commands[] = {
     {.name = "version", .summary = "print the version", .run = cmd_version},
     {.name = "demo", .summary = "run the simulated plant end to end", .run = mr_cli_demo},
-    {.name = "journal", .summary = "append to, read, list and verify the durable journal",
+    {.name = "journal",
+     .summary = "append to, read, list and verify the durable journal",
      .run = mr_cli_journal},
-    {.name = "config", .summary = "check a configuration file, generate its reference",
+    {.name = "config",
+     .summary = "check a configuration file, generate its reference",
      .run = mr_cli_config},
     {.name = "help", .summary = "show this help", .run = cmd_help},
 };

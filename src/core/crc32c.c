@@ -38,8 +38,8 @@ static uint32_t crc_sw(uint32_t crc, const unsigned char *p, size_t len)
         memcpy(&w, p, 8);
         w ^= crc; /* little-endian hosts only: the journal format is little-endian-agnostic */
         crc = table[7][w & 0xff] ^ table[6][(w >> 8) & 0xff] ^ table[5][(w >> 16) & 0xff] ^
-              table[4][(w >> 24) & 0xff] ^ table[3][(w >> 32) & 0xff] ^
-              table[2][(w >> 40) & 0xff] ^ table[1][(w >> 48) & 0xff] ^ table[0][w >> 56];
+              table[4][(w >> 24) & 0xff] ^ table[3][(w >> 32) & 0xff] ^ table[2][(w >> 40) & 0xff] ^
+              table[1][(w >> 48) & 0xff] ^ table[0][w >> 56];
         p += 8;
         len -= 8;
     }
@@ -51,7 +51,7 @@ static uint32_t crc_sw(uint32_t crc, const unsigned char *p, size_t len)
 
 #if defined(__x86_64__) && defined(__GNUC__)
 __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const unsigned char *p,
-                                                          size_t len)
+                                                         size_t len)
 {
     uint64_t c = crc;
     while (len >= 8) {

@@ -7,7 +7,7 @@
 #include "millrace/alloc.h"
 #include "millrace/error.h"
 
-#define CACHE_LINE 64
+#define CACHE_LINE   64
 #define MAX_CAPACITY ((size_t)1 << 24)
 
 struct mr_ring {

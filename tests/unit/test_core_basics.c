@@ -24,9 +24,9 @@ static void test_error_table(void **state)
     static const struct {
         int errnum;
         int code;
-    } map[] = {{0, MR_OK},          {ENOSPC, MR_ENOSPC}, {EDQUOT, MR_ENOSPC}, {EROFS, MR_EROFS},
-               {ENOENT, MR_ENOENT}, {EACCES, MR_EACCES}, {EIO, MR_EIO},       {ENOMEM, MR_ENOMEM},
-               {EXDEV, MR_ESYS}};
+    } map[] = {{0, MR_OK},        {ENOSPC, MR_ENOSPC}, {EDQUOT, MR_ENOSPC},
+               {EROFS, MR_EROFS}, {ENOENT, MR_ENOENT}, {EACCES, MR_EACCES},
+               {EIO, MR_EIO},     {ENOMEM, MR_ENOMEM}, {EXDEV, MR_ESYS}};
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
         assert_int_equal(mr_err_from_errno(map[i].errnum), map[i].code);
     }
@@ -168,9 +168,9 @@ static void test_varint_malformed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_error_table),        cmocka_unit_test(test_err_set),
+        cmocka_unit_test(test_error_table),           cmocka_unit_test(test_err_set),
         cmocka_unit_test(test_alloc_fault_injection), cmocka_unit_test(test_crc32c_published),
-        cmocka_unit_test(test_crc32c_paths_agree), cmocka_unit_test(test_varint_table),
+        cmocka_unit_test(test_crc32c_paths_agree),    cmocka_unit_test(test_varint_table),
         cmocka_unit_test(test_varint_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

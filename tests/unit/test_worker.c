@@ -86,8 +86,7 @@ static void test_stop_delivers_what_is_queued(void **state)
     uv_loop_t loop;
     assert_int_equal(uv_loop_init(&loop), 0);
     struct fixture f = {.loop_thread = pthread_self(), .next_expected = 1};
-    assert_int_equal(mr_worker_start(&f.worker, &loop, produce_then_wait_stop, deliver, &f, 16),
-                     0);
+    assert_int_equal(mr_worker_start(&f.worker, &loop, produce_then_wait_stop, deliver, &f, 16), 0);
     /* stop without ever running the loop: the queued items are delivered by stop itself */
     struct timespec ts = {0, 20000000};
     nanosleep(&ts, NULL);
