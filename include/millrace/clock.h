@@ -16,6 +16,8 @@ int64_t mr_clock_mono_ns(void);
 int64_t mr_clock_mono_ms(void);
 /* Wall-clock time (Unix epoch, UTC) in nanoseconds. */
 int64_t mr_clock_wall_ns(void);
+/* Wall clock in ms since the epoch (Kafka record timestamps). */
+int64_t mr_clock_wall_ms(void);
 /* Sleep at least ns nanoseconds (resumes after signals); ns <= 0 returns at once. */
 void mr_clock_sleep_ns(int64_t ns);
 

@@ -22,6 +22,7 @@
 
 #include "cli/commands.h"
 #include "millrace/alloc.h"
+#include "millrace/clock.h"
 #include "millrace/journal.h"
 #include "millrace/names.h"
 #include "millrace/record.h"
@@ -70,13 +71,6 @@ static bool parse_i64(const char *s, int64_t *out)
     }
     *out = v;
     return true;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Kafka's default partitioner hash (murmur2, seed 0x9747b28c), so keyed records land on the
@@ -229,7 +223,8 @@ static int add_line(struct append_args *x, const char *line, size_t len)
         return 1;
     }
     for (int attempt = 0; attempt < 2; attempt++) {
-        int rc = mr_batch_builder_add(&x->b, wall_ms(), x->key, klen, line, (int32_t)len, NULL, 0);
+        int rc = mr_batch_builder_add(&x->b, mr_clock_wall_ms(), x->key, klen, line, (int32_t)len,
+                                      NULL, 0);
         if (rc == 0) {
             return mr_batch_builder_count(&x->b) >= APPEND_MAX_RECORDS ? flush_batch(x) : 0;
         }

@@ -32,6 +32,11 @@ int64_t mr_clock_wall_ns(void)
     return clock_read_ns(CLOCK_REALTIME);
 }
 
+int64_t mr_clock_wall_ms(void)
+{
+    return mr_clock_wall_ns() / NS_PER_MS;
+}
+
 void mr_clock_sleep_ns(int64_t ns)
 {
     if (ns <= 0) {

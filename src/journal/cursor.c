@@ -159,7 +159,7 @@ static int cursor_write(struct mr_journal_topic *t, const char *consumer, const 
     mr_be16_put(d + 4, CURSOR_VERSION);
     mr_be16_put(d + 6, 0);
     mr_be32_put(d + 8, t->nparts);
-    mr_be64_put(d + 12, (uint64_t)mr_journal_wall_ms());
+    mr_be64_put(d + 12, (uint64_t)mr_clock_wall_ms());
     for (uint32_t i = 0; i < t->nparts; i++) {
         mr_be64_put(d + CURSOR_HEADER + 8 * i, (uint64_t)offs[i]);
     }

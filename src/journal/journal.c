@@ -56,20 +56,6 @@ int mr_journal_fmt(char *out, size_t cap, const char *fmt, ...)
 
 /* ---- small shared helpers */
 
-int64_t mr_journal_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t mr_journal_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 bool mr_journal_grow(void **arr, size_t *cap, size_t n, size_t elem)
 {
     if (n < *cap) {
@@ -505,7 +491,7 @@ static bool needs_roll(const struct mr_journal *j, const struct mr_segment *s, u
 static void write_partition(struct wstate *w, struct mr_partition *p, struct chunk *c)
 {
     struct mr_journal *j = w->j;
-    int64_t now = mr_journal_wall_ms();
+    int64_t now = mr_clock_wall_ms();
     int err = 0;
     struct append_req *r = p->grp_head;
     p->grp_head = p->grp_tail = NULL;
@@ -555,7 +541,7 @@ static void mark_unsynced(struct wstate *w, struct mr_partition *p)
         w->unsynced = p;
     }
     if (w->next_sync == 0) {
-        w->next_sync = mr_journal_mono_ms() + w->j->opts.fsync_interval_ms;
+        w->next_sync = mr_clock_mono_ms() + w->j->opts.fsync_interval_ms;
     }
 }
 
@@ -622,7 +608,7 @@ static void process_group(struct wstate *w, struct append_req *list, struct chun
 static long retention_all(struct mr_journal *j)
 {
     long deleted = 0;
-    int64_t now = mr_journal_wall_ms();
+    int64_t now = mr_clock_wall_ms();
     pthread_mutex_lock(&j->topics_lock);
     for (size_t i = 0; i < j->ntopics; i++) {
         struct mr_journal_topic *t = j->topics[i];
@@ -645,7 +631,7 @@ static void *writer_main(void *arg)
     struct mr_journal *j = arg;
     struct wstate w = {.j = j};
     struct chunk *c = j->chunk;
-    int64_t next_retention = mr_journal_mono_ms() + j->opts.retention_check_ms;
+    int64_t next_retention = mr_clock_mono_ms() + j->opts.retention_check_ms;
     pthread_mutex_lock(&j->q_lock);
     for (;;) {
         while (j->q_head == NULL && !j->stopping && j->retention_req == j->retention_done) {
@@ -653,7 +639,7 @@ static void *writer_main(void *arg)
             if (w.next_sync != 0 && w.next_sync < deadline) {
                 deadline = w.next_sync;
             }
-            if (mr_journal_mono_ms() >= deadline) {
+            if (mr_clock_mono_ms() >= deadline) {
                 break;
             }
             struct timespec ts;
@@ -678,7 +664,7 @@ static void *writer_main(void *arg)
         if (list != NULL) {
             process_group(&w, list, c);
         }
-        int64_t now = mr_journal_mono_ms();
+        int64_t now = mr_clock_mono_ms();
         if (w.unsynced != NULL && (now >= w.next_sync || (stopping && list == NULL))) {
             sync_unsynced(&w);
         }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "millrace/clock.h"
 #include "millrace/error.h"
 #include "millrace/journal.h"
 
@@ -180,8 +181,6 @@ struct mr_journal {
 };
 
 /* ---- time and files (journal.c) */
-int64_t mr_journal_wall_ms(void);
-int64_t mr_journal_mono_ms(void);
 /* fsync a directory by path. */
 int mr_journal_dir_sync(const char *dir);
 /* snprintf that returns MR_ETOOBIG on truncation (paths, messages). */

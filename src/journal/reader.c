@@ -279,7 +279,7 @@ static void add_ms(struct timespec *ts, int ms)
 /* Another process writes: poll its files. */
 static int wait_polling(struct mr_journal_reader *r, int timeout_ms)
 {
-    int64_t deadline = mr_journal_mono_ms() + timeout_ms;
+    int64_t deadline = mr_clock_mono_ms() + timeout_ms;
     for (;;) {
         mr_partition_refresh(r->p);
         pthread_mutex_lock(&r->p->lock);
@@ -291,7 +291,7 @@ static int wait_polling(struct mr_journal_reader *r, int timeout_ms)
         if (atomic_load(&r->j->closing)) {
             return MR_ECLOSED;
         }
-        int64_t left = deadline - mr_journal_mono_ms();
+        int64_t left = deadline - mr_clock_mono_ms();
         if (timeout_ms >= 0 && left <= 0) {
             return MR_ETIMEDOUT;
         }

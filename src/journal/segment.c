@@ -213,7 +213,7 @@ int mr_segment_open(struct mr_partition *p, int64_t base, bool create, bool read
     s->end_offset = base;
     s->max_ts = -1;
     s->first_ts = -1;
-    s->created_ms = mr_journal_wall_ms();
+    s->created_ms = mr_clock_wall_ms();
     *out = s;
     return 0;
 }
