@@ -27,6 +27,7 @@ TEST_PKGS=(
     "libcmocka-dev:unit test framework"
     "clang-14:libFuzzer targets (tests/fuzz)"
     "libclang-rt-14-dev:libFuzzer and sanitizer runtimes for clang-14"
+    "clang-format:make test checks formatting (make fmt-check)"
     "mount:mount/umount for the full and read-only disk fault test (tmpfs)"
     "util-linux:mountpoint, used by the fault tests' cleanup"
     "coreutils:timeout bounds every test; dd, truncate, od, mkfifo in the fault tests"
