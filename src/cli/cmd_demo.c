@@ -175,13 +175,12 @@ static int add_reading(struct demo_plant *plant, struct mr_names *names,
     const struct mr_batch_header hdr = MR_DEMO_RECORD_HEADER;
     int64_t ts_ms = rec->time_ns / 1000000;
     struct demo_batch *db = &batches[machine];
-    int rc = mr_batch_builder_add(&db->b, ts_ms, m->asset, (int32_t)strlen(m->asset), enc,
-                                  (int32_t)n, &hdr, 1);
+    int rc = mr_batch_builder_add(&db->b, ts_ms, m->asset, m->asset_len, enc, (int32_t)n, &hdr, 1);
     if (rc == MR_ETOOBIG) {
         rc = flush_batch(topic, machine, db, acks);
         if (rc == 0) {
-            rc = mr_batch_builder_add(&db->b, ts_ms, m->asset, (int32_t)strlen(m->asset), enc,
-                                      (int32_t)n, &hdr, 1);
+            rc = mr_batch_builder_add(&db->b, ts_ms, m->asset, m->asset_len, enc, (int32_t)n, &hdr,
+                                      1);
         }
     }
     if (rc == 0) {

@@ -47,7 +47,8 @@ int demo_plant_init(struct demo_plant *plant, struct mr_names *names, uint64_t s
         struct demo_machine *m = &plant->machines[i];
         snprintf(m->asset, sizeof(m->asset), "demo/assembly/line%u/%s%u", i / 3 + 1, kinds[i % 3],
                  i % 3 + 1);
-        rc = mr_names_intern(names, m->asset, strlen(m->asset), &m->asset_id);
+        m->asset_len = (int32_t)strlen(m->asset);
+        rc = mr_names_intern(names, m->asset, (size_t)m->asset_len, &m->asset_id);
         if (rc != 0) {
             return rc;
         }

@@ -24,6 +24,7 @@
 
 struct demo_machine {
     char asset[64];
+    int32_t asset_len;
     mr_name_id asset_id;
     /* simulation state */
     int state;           /* index into the state names */
