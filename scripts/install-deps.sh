@@ -31,6 +31,7 @@ TEST_PKGS=(
     "mount:mount/umount for the full and read-only disk fault test (tmpfs)"
     "util-linux:mountpoint, used by the fault tests' cleanup"
     "coreutils:timeout bounds every test; dd, truncate, od, mkfifo in the fault tests"
+    "prometheus:promtool lints our Prometheus exposition (test_metrics); its service is not started"
     # Integration peers go here (mosquitto, postgresql, influxdb, ...).
 )
 
@@ -133,9 +134,24 @@ if [[ ${#missing[@]} -gt 0 ]]; then
         printf '  %-22s %s\n' "$name" "${why[$name]}"
     done
     export DEBIAN_FRONTEND=noninteractive
+    # Server packages (prometheus now; mosquitto, postgresql, influxdb later) start a system
+    # service on install, listening beyond 127.0.0.1. Tests start their own servers on loopback
+    # with their own data, so service starts are refused for the duration of the install:
+    # invoke-rc.d and deb-systemd-invoke honour a policy-rc.d that exits 101.
+    policy=/usr/sbin/policy-rc.d
+    added_policy=
+    if [[ ! -e $policy ]]; then
+        as_root sh -c "printf '#!/bin/sh\\nexit 101\\n' >$policy && chmod 755 $policy"
+        added_policy=1
+        trap 'as_root rm -f "$policy"' EXIT
+    fi
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
     as_root env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -q -o DPkg::Lock::Timeout=120 "${missing[@]}"
+    if [[ -n $added_policy ]]; then
+        as_root rm -f "$policy"
+        trap - EXIT
+    fi
 fi
 
 # npm: reinstall only when package.json or its lock file is newer than what node_modules holds

@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static int setup(void **state)
 {
@@ -640,6 +642,63 @@ static void test_alloc_failure(void **state)
     assert_true(completed);
 }
 
+/* The real consumer's linter accepts what we render: Debian's promtool (installed by
+ * scripts/install-deps.sh test) must find no parse or lint problem in a registry that uses every
+ * kind, labels with escapes, UTF-8, and special float values. */
+static void test_promtool_accepts_render(void **state)
+{
+    struct mr_metrics *m = *state;
+    struct mr_counter *c;
+    struct mr_gauge *g, *nan_gauge;
+    struct mr_histogram *h;
+    static const double bounds[] = {0.001, 0.01, 0.1, 1};
+    assert_int_equal(mr_metrics_counter(m, "millrace_records_in_total", "Records read, by input.",
+                                        "instance=\"inputs.press \\\"7\\\"\",plugin=\"stdin\"", &c),
+                     0);
+    mr_counter_add(c, 42);
+    assert_int_equal(mr_metrics_gauge(m, "millrace_lag_seconds",
+                                      "Lag behind the newest record.\n"
+                                      "Second line of help with a \\ backslash.",
+                                      "instance=\"outputs.influx\",site=\"Zürich\"", &g),
+                     0);
+    mr_gauge_set(g, -1.5);
+    assert_int_equal(
+        mr_metrics_gauge(m, "millrace_unknown_value", "A value not known yet.", NULL, &nan_gauge),
+        0);
+    mr_gauge_set(nan_gauge, NAN);
+    assert_int_equal(mr_metrics_histogram(m, "millrace_commit_seconds", "Journal commit latency.",
+                                          "topic=\"plant.raw\"", bounds, 4, &h),
+                     0);
+    mr_histogram_observe(h, 0.0002);
+    mr_histogram_observe(h, 0.05);
+    mr_histogram_observe(h, INFINITY);
+    char *text = render(m);
+    char path[] = "/tmp/mr_promtool_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    free(text);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "promtool check metrics < %s 2>&1", path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char out[4096];
+    size_t n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    unlink(path);
+    if (status != 0 || n != 0) {
+        fprintf(stderr, "promtool check metrics (status %d):\n%s\n", status, out);
+    }
+    assert_int_not_equal(status, -1);
+    /* 127 = promtool missing: a failure, never a skip (run scripts/install-deps.sh test). */
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -659,6 +718,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_updates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_series_cap, setup, teardown),
         cmocka_unit_test(test_alloc_failure),
+        cmocka_unit_test_setup_teardown(test_promtool_accepts_render, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
