@@ -2,8 +2,9 @@
  *
  * A name is interned once (one hash of its bytes) and afterwards travels as a 32-bit id, so the
  * hot path compares and hashes integers, never strings. Ids are dense, start at 1 (0 = "no
- * name"), and stay valid until the table is destroyed. Interning is thread-safe; looking up the
- * string of an id is lock-free (storage never moves).
+ * name"), and stay valid until the table is destroyed. Interning is thread-safe; finding a
+ * known name (mr_names_find, or mr_names_intern of a name already there) and looking up the
+ * string of an id are lock-free (storage never moves); only adding a new name takes a lock.
  */
 #ifndef MILLRACE_NAMES_H
 #define MILLRACE_NAMES_H

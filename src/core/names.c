@@ -10,14 +10,16 @@
  *            readers never see a reallocated array.
  *   arena    NUL-terminated copies of the names in blocks that are never reallocated.
  *
- * Writers (mr_names_intern) hold the mutex. mr_names_str is lock-free: an entry is fully written
- * before `count` is published with a release store, and readers check the id against an acquire
- * load of `count`, so every entry a reader can reach was published before it looked.
- *
- * Trade-off: mr_names_find and the lookup half of mr_names_intern take the mutex too. Probing the
- * table without it would need the table itself to be published RCU-style (old tables kept alive
- * until no reader can hold them). An uncontended mutex costs tens of nanoseconds, and the hot
- * path uses ids, not strings; revisit with a read-mostly scheme if profiles ever show contention.
+ * Writers (mr_names_intern of a new name) hold the mutex. Readers take no lock:
+ *   - mr_names_str: an entry is fully written before `count` is published with a release store,
+ *     and readers check the id against an acquire load of `count`.
+ *   - lookups (mr_names_find, and mr_names_intern of a known name, the common case on the hot
+ *     path): each slot is one atomic 64-bit word (upper half of the hash, id), stored with
+ *     release after its entry is written; the table pointer is published with release after a
+ *     resize has filled the new table. Old tables are retired, not freed, until destroy (their
+ *     total is at most the size of the current one), so a reader still probing an old table
+ *     reads valid memory; it may miss a name inserted after the switch, which only sends
+ *     mr_names_intern to its locked slow path, where the lookup is repeated.
  */
 #include "millrace/names.h"
 
@@ -43,9 +45,12 @@ struct name_entry {
     uint32_t len;
 };
 
-struct name_slot {
-    uint64_t hash;
-    mr_name_id id; /* 0 = empty */
+/* A slot is (upper 32 bits of the hash) << 32 | id; 0 = empty. One word, so readers load it
+ * atomically without a lock. */
+struct slot_table {
+    struct slot_table *retired; /* the table this one replaced (freed at destroy) */
+    uint32_t mask;              /* slot count - 1; slot count is a power of two */
+    _Atomic uint64_t slots[];
 };
 
 struct arena_block {
@@ -59,8 +64,7 @@ struct mr_names {
     size_t max_bytes;
     size_t used_bytes; /* name bytes plus their NULs, counted against max_bytes */
 
-    struct name_slot *slots;
-    uint32_t slot_mask; /* slot count - 1; slot count is a power of two */
+    _Atomic(struct slot_table *) table;
 
     struct name_entry *chunks[ENTRY_LEVELS];
     _Atomic uint32_t count; /* ids 1..count are published */
@@ -124,10 +128,23 @@ static inline const struct name_entry *entry_get(const struct mr_names *names, m
     return &names->chunks[chunk][off];
 }
 
+static struct slot_table *table_new(uint32_t n)
+{
+    struct slot_table *t = mr_calloc(1, sizeof(*t) + (size_t)n * sizeof(t->slots[0]));
+    if (t != NULL) {
+        t->mask = n - 1;
+        for (uint32_t i = 0; i < n; i++) {
+            atomic_init(&t->slots[i], 0);
+        }
+    }
+    return t;
+}
+
 int mr_names_create(struct mr_names **out, uint32_t max_names, size_t max_bytes)
 {
     int rc = MR_ENOMEM;
     struct mr_names *names = NULL;
+    struct slot_table *t = NULL;
 
     if (out == NULL || max_names == 0 || max_bytes == 0) {
         return MR_EINVAL;
@@ -136,15 +153,15 @@ int mr_names_create(struct mr_names **out, uint32_t max_names, size_t max_bytes)
     if (names == NULL) {
         goto fail;
     }
-    names->slots = mr_calloc(SLOTS_INITIAL, sizeof(*names->slots));
-    if (names->slots == NULL) {
+    t = table_new(SLOTS_INITIAL);
+    if (t == NULL) {
         goto fail;
     }
     if (pthread_mutex_init(&names->lock, NULL) != 0) {
         rc = MR_ESYS;
         goto fail;
     }
-    names->slot_mask = SLOTS_INITIAL - 1;
+    atomic_init(&names->table, t);
     names->max_names = max_names;
     names->max_bytes = max_bytes;
     atomic_init(&names->count, 0);
@@ -152,9 +169,7 @@ int mr_names_create(struct mr_names **out, uint32_t max_names, size_t max_bytes)
     return 0;
 
 fail:
-    if (names != NULL) {
-        mr_free(names->slots);
-    }
+    mr_free(t);
     mr_free(names);
     return rc;
 }
@@ -173,56 +188,86 @@ void mr_names_destroy(struct mr_names *names)
         mr_free(b);
         b = next;
     }
-    mr_free(names->slots);
+    struct slot_table *t = atomic_load_explicit(&names->table, memory_order_relaxed);
+    while (t != NULL) {
+        struct slot_table *older = t->retired;
+        mr_free(t);
+        t = older;
+    }
     pthread_mutex_destroy(&names->lock);
     mr_free(names);
 }
 
-/* Caller holds the lock. Returns the slot index holding s, or the empty slot where it belongs. */
-static uint32_t slot_probe(const struct mr_names *names, uint64_t hash, const char *s, size_t len)
+static inline uint64_t slot_word(uint64_t hash, mr_name_id id)
 {
-    uint32_t i = (uint32_t)hash & names->slot_mask;
+    return (hash & 0xffffffff00000000ull) | id;
+}
+
+/* Lock-free: the index of the slot holding s, or of the empty slot where it belongs, in t.
+ * *word gets what that slot held when it was examined (0 when s was not found), so a caller
+ * never re-reads a slot that another thread may fill with a different name meanwhile. */
+static uint32_t slot_probe(const struct mr_names *names, const struct slot_table *t, uint64_t hash,
+                           const char *s, size_t len, uint64_t *word)
+{
+    uint32_t i = (uint32_t)hash & t->mask;
     for (;;) {
-        const struct name_slot *slot = &names->slots[i];
-        if (slot->id == 0) {
+        uint64_t w =
+            atomic_load_explicit(&((struct slot_table *)t)->slots[i], memory_order_acquire);
+        mr_name_id id = (mr_name_id)w;
+        if (id == 0) {
+            *word = 0;
             return i;
         }
-        if (slot->hash == hash) {
-            const struct name_entry *e = entry_get(names, slot->id);
+        if ((w ^ hash) >> 32 == 0) {
+            const struct name_entry *e = entry_get(names, id);
             if (e->len == len && memcmp(e->str, s, len) == 0) {
+                *word = w;
                 return i;
             }
         }
-        i = (i + 1) & names->slot_mask;
+        i = (i + 1) & t->mask;
     }
 }
 
-/* Caller holds the lock. Doubles the slot table; leaves it unchanged on failure. */
+/* Lock-free lookup: id of s, or 0. */
+static mr_name_id lookup(const struct mr_names *names, uint64_t hash, const char *s, size_t len)
+{
+    const struct slot_table *t =
+        atomic_load_explicit(&((struct mr_names *)names)->table, memory_order_acquire);
+    uint64_t w;
+    slot_probe(names, t, hash, s, len, &w);
+    return (mr_name_id)w;
+}
+
+/* Caller holds the lock. Doubles the slot table, publishing the full new table at once and
+ * retiring the old one; leaves everything unchanged on failure. */
 static int slots_grow(struct mr_names *names)
 {
-    uint32_t old_n = names->slot_mask + 1;
+    struct slot_table *old = atomic_load_explicit(&names->table, memory_order_relaxed);
+    uint32_t old_n = old->mask + 1;
     if (old_n > UINT32_MAX / 2) {
         return MR_ETOOBIG; /* 2^30 names: far beyond any plant, and beyond 32-bit slot indices */
     }
     uint32_t new_n = old_n * 2;
-    struct name_slot *fresh = mr_calloc(new_n, sizeof(*fresh));
+    struct slot_table *fresh = table_new(new_n);
     if (fresh == NULL) {
         return MR_ENOMEM;
     }
     for (uint32_t i = 0; i < old_n; i++) {
-        const struct name_slot *slot = &names->slots[i];
-        if (slot->id == 0) {
+        uint64_t w = atomic_load_explicit(&old->slots[i], memory_order_relaxed);
+        if ((mr_name_id)w == 0) {
             continue;
         }
-        uint32_t j = (uint32_t)slot->hash & (new_n - 1);
-        while (fresh[j].id != 0) {
-            j = (j + 1) & (new_n - 1);
+        /* Only the upper hash half is kept in a slot: re-hash the name for its new index. */
+        const struct name_entry *e = entry_get(names, (mr_name_id)w);
+        uint32_t j = (uint32_t)hash_bytes(e->str, e->len) & fresh->mask;
+        while (atomic_load_explicit(&fresh->slots[j], memory_order_relaxed) != 0) {
+            j = (j + 1) & fresh->mask;
         }
-        fresh[j] = *slot;
+        atomic_store_explicit(&fresh->slots[j], w, memory_order_relaxed);
     }
-    mr_free(names->slots);
-    names->slots = fresh;
-    names->slot_mask = new_n - 1;
+    fresh->retired = old;
+    atomic_store_explicit(&names->table, fresh, memory_order_release);
     return 0;
 }
 
@@ -264,7 +309,8 @@ static int insert_locked(struct mr_names *names, uint64_t hash, const char *s, s
     uint32_t chunk, off;
 
     /* Keep the load factor at or below 1/2 so probe sequences stay short. */
-    if ((uint64_t)(count + 1) * 2 > (uint64_t)names->slot_mask + 1) {
+    struct slot_table *cur = atomic_load_explicit(&names->table, memory_order_relaxed);
+    if ((uint64_t)(count + 1) * 2 > (uint64_t)cur->mask + 1) {
         int rc = slots_grow(names);
         if (rc != 0) {
             return rc;
@@ -288,11 +334,13 @@ static int insert_locked(struct mr_names *names, uint64_t hash, const char *s, s
     struct name_entry *e = &names->chunks[chunk][off];
     e->str = copy;
     e->len = (uint32_t)len;
-    uint32_t slot = slot_probe(names, hash, s, len);
-    assert(names->slots[slot].id == 0);
-    names->slots[slot].hash = hash;
-    names->slots[slot].id = new_id;
-    /* Publish: readers that acquire-load count >= new_id see the entry written above. */
+    struct slot_table *t = atomic_load_explicit(&names->table, memory_order_relaxed);
+    uint64_t found;
+    uint32_t slot = slot_probe(names, t, hash, s, len, &found);
+    assert(found == 0);
+    /* Publish to lookups: a reader that acquire-loads this slot sees the entry written above. */
+    atomic_store_explicit(&t->slots[slot], slot_word(hash, new_id), memory_order_release);
+    /* Publish to mr_names_str: readers that acquire-load count >= new_id see the entry. */
     atomic_store_explicit(&names->count, new_id, memory_order_release);
     *id = new_id;
     return 0;
@@ -306,11 +354,16 @@ int mr_names_intern(struct mr_names *names, const char *s, size_t len, mr_name_i
         return MR_EINVAL;
     }
     uint64_t hash = hash_bytes(s, len);
+    mr_name_id known = lookup(names, hash, s, len); /* the hot path: no lock */
+    if (known != 0) {
+        *id = known;
+        return 0;
+    }
 
     pthread_mutex_lock(&names->lock);
-    uint32_t slot = slot_probe(names, hash, s, len);
-    if (names->slots[slot].id != 0) {
-        *id = names->slots[slot].id;
+    known = lookup(names, hash, s, len); /* another thread may have just added it */
+    if (known != 0) {
+        *id = known;
         rc = 0;
         goto out;
     }
@@ -329,19 +382,10 @@ out:
 
 mr_name_id mr_names_find(const struct mr_names *names, const char *s, size_t len)
 {
-    mr_name_id id = 0;
-
     if (names == NULL || s == NULL || len == 0) {
         return 0;
     }
-    uint64_t hash = hash_bytes(s, len);
-    /* The table is logically const here; the mutex is the only thing we write. */
-    struct mr_names *mut = (struct mr_names *)names;
-    pthread_mutex_lock(&mut->lock);
-    uint32_t slot = slot_probe(names, hash, s, len);
-    id = names->slots[slot].id;
-    pthread_mutex_unlock(&mut->lock);
-    return id;
+    return lookup(names, hash_bytes(s, len), s, len);
 }
 
 const char *mr_names_str(const struct mr_names *names, mr_name_id id, size_t *len)

@@ -7,6 +7,8 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -305,6 +307,68 @@ static void test_known_name_does_not_allocate(void **state)
     mr_names_destroy(names);
 }
 
+/* Lock-free lookups while another thread inserts and the table grows many times: every name the
+ * writer has published must be found with its id by the reader, never another name's id. */
+#define LOOKUP_NAMES 20000u
+
+struct lookup_race {
+    struct mr_names *names;
+    _Atomic uint32_t published; /* names 0..published-1 are interned */
+    mr_name_id ids[LOOKUP_NAMES];
+};
+
+static void race_name(uint32_t i, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "site/area/line%u/machine%u", i % 97, i);
+}
+
+static void *race_writer(void *arg)
+{
+    struct lookup_race *r = arg;
+    char buf[64];
+    for (uint32_t i = 0; i < LOOKUP_NAMES; i++) {
+        race_name(i, buf, sizeof(buf));
+        if (mr_names_intern(r->names, buf, strlen(buf), &r->ids[i]) != 0) {
+            break;
+        }
+        atomic_store_explicit(&r->published, i + 1, memory_order_release);
+    }
+    return NULL;
+}
+
+static void test_lookups_race_inserts(void **state)
+{
+    (void)state;
+    struct lookup_race *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    assert_int_equal(mr_names_create(&r->names, LOOKUP_NAMES, 4u << 20), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, race_writer, r), 0);
+    char buf[64];
+    uint32_t checks = 0, seen;
+    uint32_t x = 1;
+    do {
+        seen = atomic_load_explicit(&r->published, memory_order_acquire);
+        if (seen == 0) {
+            continue;
+        }
+        x = x * 1664525u + 1013904223u;
+        uint32_t i = x % seen;
+        race_name(i, buf, sizeof(buf));
+        mr_name_id id = mr_names_find(r->names, buf, strlen(buf));
+        assert_int_equal(id, r->ids[i]);
+        mr_name_id again;
+        assert_int_equal(mr_names_intern(r->names, buf, strlen(buf), &again), 0);
+        assert_int_equal(again, r->ids[i]);
+        assert_string_equal(mr_names_str(r->names, id, NULL), buf);
+        checks++;
+    } while (seen < LOOKUP_NAMES || checks < 1000);
+    pthread_join(t, NULL);
+    assert_int_equal(mr_names_count(r->names), LOOKUP_NAMES);
+    mr_names_destroy(r->names);
+    free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -318,6 +382,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_interning_agrees),
         cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_known_name_does_not_allocate),
+        cmocka_unit_test(test_lookups_race_inserts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
