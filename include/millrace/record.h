@@ -108,7 +108,8 @@ long mr_record_to_json(const struct mr_record *rec, const struct mr_names *names
 /* Parse one JSON object (as written by mr_record_to_json; "time" may also be an integer of ns
  * since the epoch; "quality" defaults to good; "tags" optional). String values, sample blocks
  * and tag values are copied into scratch (scratch_cap bytes) and borrowed from there.
- * Returns 0 or MR_EPARSE/MR_ETOOBIG with err naming the field. */
+ * Returns 0 or MR_EPARSE/MR_ETOOBIG with err naming the field, or MR_ENOMEM. The JSON parser
+ * (jansson) allocates through mr_malloc, so mr_alloc_fail_after applies to it too. */
 int mr_record_from_json(struct mr_record *rec, struct mr_names *names, const char *json, size_t len,
                         char *scratch, size_t scratch_cap, struct mr_err *err);
 

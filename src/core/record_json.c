@@ -22,11 +22,14 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdalign.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "millrace/alloc.h"
 #include "millrace/record.h"
 
 #define NS_PER_SEC     1000000000LL
@@ -725,6 +728,27 @@ static int collect_fields(json_t *root, struct json_fields *f, struct mr_err *er
     return 0;
 }
 
+/* jansson's allocator is process-wide: route it through mr_malloc once, so JSON parsing counts
+ * against the same fault injection as the rest of libmillrace (and a future memory cap). */
+static pthread_once_t jansson_once = PTHREAD_ONCE_INIT;
+/* jansson reports an allocation failure as a syntax error (or not at all), so the allocator
+ * remembers it for the parse running on this thread. */
+static _Thread_local bool jansson_alloc_failed;
+
+static void *jansson_malloc(size_t size)
+{
+    void *p = mr_malloc(size);
+    if (p == NULL) {
+        jansson_alloc_failed = true;
+    }
+    return p;
+}
+
+static void jansson_use_mr_alloc(void)
+{
+    json_set_alloc_funcs(jansson_malloc, mr_free);
+}
+
 int mr_record_from_json(struct mr_record *rec, struct mr_names *names, const char *json, size_t len,
                         char *scratch, size_t scratch_cap, struct mr_err *err)
 {
@@ -738,7 +762,13 @@ int mr_record_from_json(struct mr_record *rec, struct mr_names *names, const cha
     if (rec == NULL || names == NULL || json == NULL) {
         return MR_ERR_SET(err, MR_EINVAL, "json: called without record, names or text");
     }
+    pthread_once(&jansson_once, jansson_use_mr_alloc);
+    jansson_alloc_failed = false;
     root = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    if (root == NULL && jansson_alloc_failed) {
+        rc = MR_ERR_SET(err, MR_ENOMEM, "json: out of memory while parsing");
+        goto out;
+    }
     if (root == NULL) {
         rc = MR_ERR_SET(err, MR_EPARSE, "json: %s at line %d column %d", jerr.text, jerr.line,
                         jerr.column);

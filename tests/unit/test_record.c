@@ -1092,6 +1092,28 @@ static void test_names_of_enums(void **state)
     assert_string_equal(mr_value_type_name((enum mr_value_type)0), "unknown");
 }
 
+/* JSON parsing allocates (jansson builds a tree) through mr_malloc: an allocation failure is a
+ * clean MR_ENOMEM, and the next parse succeeds. */
+static void test_json_parse_out_of_memory(void **state)
+{
+    (void)state;
+    struct mr_names *names = names_new();
+    static const char line[] = "{\"time\":1,\"asset\":\"a/b/c/d\",\"signal\":\"t\",\"value\":1.5}";
+    struct mr_record r;
+    struct mr_err err = {0};
+    char scratch[256];
+    mr_alloc_fail_after(0);
+    int rc = mr_record_from_json(&r, names, line, sizeof(line) - 1, scratch, sizeof(scratch), &err);
+    long failures = mr_alloc_injected_failures();
+    mr_alloc_fail_after(-1);
+    assert_int_equal(rc, MR_ENOMEM);
+    assert_true(failures > 0);
+    assert_int_equal(
+        mr_record_from_json(&r, names, line, sizeof(line) - 1, scratch, sizeof(scratch), &err), 0);
+    assert_true(r.type == MR_VALUE_F64 && r.v.f64 == 1.5);
+    mr_names_destroy(names);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1112,6 +1134,7 @@ int main(void)
         cmocka_unit_test(test_rfc3339_format),
         cmocka_unit_test(test_hot_path_does_not_allocate),
         cmocka_unit_test(test_names_of_enums),
+        cmocka_unit_test(test_json_parse_out_of_memory),
     };
     return cmocka_run_group_tests(tests, setup_samples, NULL);
 }
