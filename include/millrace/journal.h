@@ -279,6 +279,15 @@ void mr_journal_stats(struct mr_journal *j, struct mr_journal_stats *out);
  * number of segments deleted, or an error. */
 long mr_journal_enforce_retention(struct mr_journal *j);
 
+/* From the configuration's `journal:` section (include/millrace/config.h): fill every option
+ * (defaults first), translating units and "0 = unlimited". o->dir borrows c->dir. */
+struct mr_journal_conf;
+void mr_journal_options_from_conf(struct mr_journal_options *o, const struct mr_journal_conf *c);
+/* Per-topic settings from `journal.topics.<topic>`: fills *o (inheriting what the topic does not
+ * set) and returns the configured partition count, or 0 when the configuration does not say. */
+uint32_t mr_journal_topic_from_conf(const struct mr_journal_conf *c, const char *topic,
+                                    struct mr_journal_topic_options *o);
+
 /* ---------------------------------------------------------------------------------------------
  * Reading.
  */
