@@ -23,6 +23,7 @@
 
 #include "cli/commands.h"
 #include "cli/demo_plant.h"
+#include "millrace/alloc.h"
 #include "millrace/clock.h"
 #include "millrace/config.h"
 #include "millrace/crc32c.h"
@@ -213,7 +214,7 @@ static void print_progress(int64_t t0, const struct demo_acks *acks, uint64_t pr
 static int produce(const struct demo_opts *o, struct demo_plant *plant, struct mr_names *names,
                    struct mr_journal_topic *topic, struct demo_acks *acks)
 {
-    struct demo_batch *batches = calloc(DEMO_MACHINES, sizeof(*batches));
+    struct demo_batch *batches = mr_calloc(DEMO_MACHINES, sizeof(*batches));
     if (batches == NULL) {
         fprintf(stderr, "millrace demo: out of memory\n");
         return 1;
@@ -256,7 +257,7 @@ static int produce(const struct demo_opts *o, struct demo_plant *plant, struct m
     for (uint32_t p = 0; p < DEMO_MACHINES && rc == 0; p++) {
         rc = flush_batch(topic, p, &batches[p], acks);
     }
-    free(batches);
+    mr_free(batches);
     if (rc != 0) {
         fprintf(stderr, "millrace demo: append failed: %s\n", mr_strerror(rc));
         return 1;
