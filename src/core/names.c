@@ -46,7 +46,8 @@ struct name_entry {
 };
 
 /* A slot is (upper 32 bits of the hash) << 32 | id; 0 = empty. One word, so readers load it
- * atomically without a lock. */
+ * atomically without a lock. The slot index also comes from those upper 32 bits, so a resize
+ * places every word from the word alone, without re-hashing its name. */
 struct slot_table {
     struct slot_table *retired; /* the table this one replaced (freed at destroy) */
     uint32_t mask;              /* slot count - 1; slot count is a power of two */
@@ -203,13 +204,19 @@ static inline uint64_t slot_word(uint64_t hash, mr_name_id id)
     return (hash & 0xffffffff00000000ull) | id;
 }
 
+/* First slot to probe for a hash (or for a slot word: both carry the same upper half). */
+static inline uint32_t slot_home(uint64_t hash_or_word, const struct slot_table *t)
+{
+    return (uint32_t)(hash_or_word >> 32) & t->mask;
+}
+
 /* Lock-free: the index of the slot holding s, or of the empty slot where it belongs, in t.
  * *word gets what that slot held when it was examined (0 when s was not found), so a caller
  * never re-reads a slot that another thread may fill with a different name meanwhile. */
 static uint32_t slot_probe(const struct mr_names *names, const struct slot_table *t, uint64_t hash,
                            const char *s, size_t len, uint64_t *word)
 {
-    uint32_t i = (uint32_t)hash & t->mask;
+    uint32_t i = slot_home(hash, t);
     for (;;) {
         uint64_t w =
             atomic_load_explicit(&((struct slot_table *)t)->slots[i], memory_order_acquire);
@@ -258,9 +265,7 @@ static int slots_grow(struct mr_names *names)
         if ((mr_name_id)w == 0) {
             continue;
         }
-        /* Only the upper hash half is kept in a slot: re-hash the name for its new index. */
-        const struct name_entry *e = entry_get(names, (mr_name_id)w);
-        uint32_t j = (uint32_t)hash_bytes(e->str, e->len) & fresh->mask;
+        uint32_t j = slot_home(w, fresh);
         while (atomic_load_explicit(&fresh->slots[j], memory_order_relaxed) != 0) {
             j = (j + 1) & fresh->mask;
         }
