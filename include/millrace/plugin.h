@@ -4,8 +4,8 @@
  * `type:` users write), help, configuration table (millrace/config.h), the size of its
  * per-instance context and a small vtable. src/plugins.c is the one registry listing them all.
  *
- * Life of an instance (the host, i.e. the engine or a test, drives it; all calls on the loop
- * thread):
+ * Life of an input instance (the host, i.e. the engine or a test, drives it; all calls on the
+ * loop thread; operators and outputs: see their ops below):
  *   ctx = zeroed allocation of plugin->ctx_size bytes (owned by the host)
  *   init(ctx, conf, host, err)      conf: the instance's config struct (borrowed from the
  *                                   struct mr_config, which must outlive the instance)
@@ -58,17 +58,26 @@ struct mr_output_host {
     const char *name; /* "outputs.console" */
     struct mr_names *names;
     struct mr_metrics *metrics;
-    uv_loop_t *loop;
     void *arg;
 };
 
+/* What an operator sees of its host (the pipeline it is a step of). Operators run on their
+ * pipeline's thread: every call of one instance comes from that one thread, so an operator
+ * needs no locks; it must not block. */
 struct mr_operator_host {
     const char *name; /* "pipelines.clean.steps[0]" */
     struct mr_names *names;
     struct mr_metrics *metrics;
-    uv_loop_t *loop;
-    /* Pass records on to the next step; same contract as mr_input_host.emit. */
+    /* Pass records on to the next step (or the pipeline's targets after the last step). The
+     * records and what they borrow need only live for the call. Returns 0 or a negative MR_E*
+     * code (propagate it). */
     int (*emit)(struct mr_operator_host *host, const struct mr_record *recs, size_t n);
+    /* Side outputs: records that leave the chain for a named journal topic (route, late
+     * records). Open each once, in init; returns a port (> 0) or a negative MR_E* code with err
+     * filled. side_emit has emit's contract. */
+    int (*side_open)(struct mr_operator_host *host, const char *topic, struct mr_err *err);
+    int (*side_emit)(struct mr_operator_host *host, int port, const struct mr_record *recs,
+                     size_t n);
     void *arg;
 };
 
@@ -79,13 +88,32 @@ struct mr_input_ops {
     void (*fini)(void *ctx);
 };
 
+struct mr_state_writer;
+struct mr_state_reader;
+
+/* Event time (docs/ARCHITECTURE.md, "Event time"): the pipeline keeps one watermark per source,
+ * and a source is an asset (records of one asset arrive in order from one place; a site that
+ * replays a backlog holds back only its own assets). A watermark W for asset A promises that
+ * records of A with time_ns <= W have been seen, except late ones. */
 struct mr_operator_ops {
     int (*init)(void *ctx, const void *conf, struct mr_operator_host *host, struct mr_err *err);
     /* Consume a batch (borrowed for the call); returns 0 or a negative MR_E* code. */
     int (*process)(void *ctx, const struct mr_record *recs, size_t n, struct mr_err *err);
+    /* Optional. Asset's watermark advanced to watermark_ns (monotonic per asset). Called after
+     * the batch that moved it was processed, and when an idle source is advanced for lack of
+     * data. Operators fire windows and timers here, emitting through the host. */
+    int (*advance)(void *ctx, mr_name_id asset, int64_t watermark_ns, struct mr_err *err);
+    /* Optional, for operators with state. snapshot writes everything needed to continue
+     * (millrace/state.h; names by string, never by id); restore is called after init on a
+     * fresh instance with what snapshot wrote, before any record. */
+    int (*snapshot)(void *ctx, struct mr_state_writer *w, struct mr_err *err);
+    int (*restore)(void *ctx, struct mr_state_reader *r, struct mr_err *err);
     void (*fini)(void *ctx);
 };
 
+/* An output runs on its own delivery thread, which drains the journal topic feeding it through
+ * a cursor: write may block (a slow or absent peer holds back only this output; the journal
+ * buffers). Every call of one instance comes from that one thread. */
 struct mr_output_ops {
     int (*init)(void *ctx, const void *conf, struct mr_output_host *host, struct mr_err *err);
     /* Deliver a batch (borrowed for the call). Returns MR_SINK_OK, MR_SINK_RETRY or

@@ -113,7 +113,7 @@ static void rig_start(struct rig *r, const char *yaml, const char *const *sets, 
     mr_log_set_sink(log_sink, r);
 
     r->out_host = (struct mr_output_host){
-        .name = r->out->path, .names = r->names, .metrics = r->metrics, .loop = &r->loop, .arg = r};
+        .name = r->out->path, .names = r->names, .metrics = r->metrics, .arg = r};
     r->out_ctx = mr_calloc(1, r->out->plugin->ctx_size);
     assert_non_null(r->out_ctx);
     rc = r->out->plugin->output.init(r->out_ctx, r->out->conf, &r->out_host, &err);
