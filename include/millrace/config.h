@@ -192,10 +192,19 @@ struct mr_asset_conf {
     struct mr_strmap tags;
 };
 
+enum mr_pipeline_start {
+    MR_PIPELINE_START_EARLIEST = 0,
+    MR_PIPELINE_START_LATEST = 1,
+};
+
 struct mr_pipeline_conf {
     struct mr_strlist from;       /* topics or input names */
     struct mr_plugin_confs steps; /* operators, in order */
     struct mr_strlist to;         /* topics or output names */
+    int64_t out_of_orderness_ns;  /* watermark = newest event time of a source minus this */
+    int64_t idle_timeout_ns;      /* a source silent this long no longer holds time back */
+    int64_t checkpoint_interval_ns;
+    int start; /* enum mr_pipeline_start: where a pipeline without a checkpoint begins */
 };
 
 struct mr_config {
@@ -208,8 +217,11 @@ struct mr_config {
     struct mr_conf_map assets; /* of struct mr_asset_conf */
 };
 
-/* The field table of struct mr_config itself (journal, inputs, pipelines, ...). */
+/* The field table of struct mr_config itself (journal, inputs, pipelines, ...), and of two of
+ * its sections (struct mr_journal_conf, struct mr_pipeline_conf). */
 extern const struct mr_section mr_config_root;
+extern const struct mr_section mr_journal_section;
+extern const struct mr_section mr_pipeline_section;
 
 /* ---- loading ---- */
 
@@ -261,6 +273,11 @@ int mr_size_parse(const char *s, uint64_t *bytes, struct mr_err *err);
  * defaults are allowed values, offsets fit). For tests and `config docs`. Returns 0 or
  * MR_EINVAL with err naming the field. */
 int mr_section_validate(const struct mr_section *sec, const char *path, struct mr_err *err);
+
+/* Same settings? Compares two structs of one section field by field (recursively, plugins by
+ * type and settings), ignoring where they were declared. For reloads. */
+bool mr_section_equal(const struct mr_section *sec, const void *a, const void *b);
+bool mr_plugin_conf_equal(const struct mr_plugin_conf *a, const struct mr_plugin_conf *b);
 
 /* Write the configuration reference (docs/CONFIG.md) as Markdown: every section and every
  * registered plugin. Deterministic. Checks every table first (mr_section_validate). Returns 0,

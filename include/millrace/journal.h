@@ -225,6 +225,9 @@ void mr_journal_topic_options_init(struct mr_journal_topic_options *o);
 int mr_journal_topic_create(struct mr_journal *j, const char *name, uint32_t partitions,
                             const struct mr_journal_topic_options *overrides,
                             struct mr_journal_topic **out, struct mr_err *err);
+/* The partition Kafka's default partitioner picks for a key (murmur2, positive, modulo), so
+ * keyed records land where a Kafka producer would put them. */
+uint32_t mr_journal_partition_for_key(const void *key, size_t len, uint32_t partitions);
 /* Existing topic or NULL. */
 struct mr_journal_topic *mr_journal_topic_find(struct mr_journal *j, const char *name);
 size_t mr_journal_topic_count(struct mr_journal *j);

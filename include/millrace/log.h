@@ -53,6 +53,15 @@ long mr_log_ratelimit_pass(struct mr_log_ratelimit *rl, uint32_t burst, uint32_t
         }                                                                                          \
     } while (0)
 
+/* A message that may repeat per record or batch: at most 10 per 10 s through state rl (the
+ * next one that passes says how many were suppressed). */
+#define MR_LOG_RL(rl, level, component, ...)                                                       \
+    do {                                                                                           \
+        if ((level) <= mr_log_get_level() && mr_log_ratelimit_pass((rl), 10, 10000) >= 0) {        \
+            mr_log_write((level), (component), __FILE__, __LINE__, __VA_ARGS__);                   \
+        }                                                                                          \
+    } while (0)
+
 #define MR_LOG_ERROR(component, ...) MR_LOGC(MR_LOG_ERROR, component, __VA_ARGS__)
 #define MR_LOG_WARN(component, ...)  MR_LOGC(MR_LOG_WARN, component, __VA_ARGS__)
 #define MR_LOG_INFO(component, ...)  MR_LOGC(MR_LOG_INFO, component, __VA_ARGS__)

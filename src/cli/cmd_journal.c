@@ -73,42 +73,6 @@ static bool parse_i64(const char *s, int64_t *out)
     return true;
 }
 
-/* Kafka's default partitioner hash (murmur2, seed 0x9747b28c), so keyed records land on the
- * partition a Kafka producer would choose. */
-static uint32_t murmur2(const uint8_t *data, size_t len)
-{
-    const uint32_t m = 0x5bd1e995;
-    uint32_t h = 0x9747b28c ^ (uint32_t)len;
-    size_t i = 0;
-    for (; i + 4 <= len; i += 4) {
-        uint32_t k = (uint32_t)data[i] | (uint32_t)data[i + 1] << 8 | (uint32_t)data[i + 2] << 16 |
-                     (uint32_t)data[i + 3] << 24;
-        k *= m;
-        k ^= k >> 24;
-        k *= m;
-        h *= m;
-        h ^= k;
-    }
-    switch (len & 3) {
-    case 3:
-        h ^= (uint32_t)data[i + 2] << 16;
-        /* fall through */
-    case 2:
-        h ^= (uint32_t)data[i + 1] << 8;
-        /* fall through */
-    case 1:
-        h ^= data[i];
-        h *= m;
-        break;
-    default:
-        break;
-    }
-    h ^= h >> 13;
-    h *= m;
-    h ^= h >> 15;
-    return h;
-}
-
 static struct mr_journal *open_journal(const char *dir, bool ro, enum mr_journal_fsync f)
 {
     struct mr_journal_options o;
@@ -375,7 +339,7 @@ static int cmd_append(int argc, char **argv)
     } else {
         mr_batch_builder_init(&x.b, batch, MR_BATCH_DEFAULT_CAP);
         if (key != NULL) {
-            x.key_part = (murmur2((const uint8_t *)key, strlen(key)) & 0x7fffffff) % x.nparts;
+            x.key_part = mr_journal_partition_for_key(key, strlen(key), x.nparts);
         }
         rc = append_stdin(&x);
     }

@@ -22,6 +22,9 @@ static int cmd_help(int argc, char **argv);
 
 static const struct command commands[] = {
     {.name = "version", .summary = "print the version", .run = cmd_version},
+    {.name = "run",
+     .summary = "run a configuration's inputs, pipelines and outputs until stopped",
+     .run = mr_cli_run},
     {.name = "demo", .summary = "run the simulated plant end to end", .run = mr_cli_demo},
     {.name = "journal",
      .summary = "append to, read, list and verify the durable journal",

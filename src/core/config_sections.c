@@ -125,13 +125,15 @@ static const struct mr_field journal_fields[] = {
     {0},
 };
 
-static const struct mr_section journal_section = {
+const struct mr_section mr_journal_section = {
     .fields = journal_fields,
     .size = sizeof(struct mr_journal_conf),
     .check = journal_check,
 };
 
 /* ---- pipelines ---- */
+
+static const char *const pipeline_start_values[] = {"earliest", "latest", NULL};
 
 static const struct mr_field pipeline_fields[] = {
     {.name = "from",
@@ -151,10 +153,45 @@ static const struct mr_field pipeline_fields[] = {
      .min = "1",
      .flags = MR_FIELD_REQUIRED,
      .help = "Where results go: output names or journal topics."},
+    {.name = "out_of_orderness",
+     .type = MR_FIELD_DURATION,
+     .offset = offsetof(struct mr_pipeline_conf, out_of_orderness_ns),
+     .def = "2s",
+     .max = "1d",
+     .help = "How far out of order records of one source (asset) may arrive: a source's "
+             "watermark is its newest event time minus this, and windows close when the "
+             "watermark passes their end."},
+    {.name = "idle_timeout",
+     .type = MR_FIELD_DURATION,
+     .offset = offsetof(struct mr_pipeline_conf, idle_timeout_ns),
+     .def = "30s",
+     .min = "10ms",
+     .max = "1d",
+     .help = "A source silent for this long (wall-clock time) stops holding back the "
+             "pipeline-wide watermark, and its own watermark moves on to its newest event time "
+             "plus this, so its last windows close. A backlog replayed later is computed "
+             "normally except for records within this of its last event (late: use "
+             "allowed_lateness >= idle_timeout with late: update to correct those too)."},
+    {.name = "checkpoint_interval",
+     .type = MR_FIELD_DURATION,
+     .offset = offsetof(struct mr_pipeline_conf, checkpoint_interval_ns),
+     .def = "1s",
+     .min = "10ms",
+     .max = "1h",
+     .help = "How often operator state, input offsets and output positions are saved "
+             "together; after a crash the pipeline resumes from the last checkpoint and "
+             "replays at most this much, without duplicating results."},
+    {.name = "start",
+     .type = MR_FIELD_ENUM,
+     .offset = offsetof(struct mr_pipeline_conf, start),
+     .def = "earliest",
+     .values = pipeline_start_values,
+     .help = "Where a pipeline with no checkpoint starts reading its topics: 'earliest' "
+             "(everything kept) or 'latest' (only new records)."},
     {0},
 };
 
-static const struct mr_section pipeline_section = {
+const struct mr_section mr_pipeline_section = {
     .fields = pipeline_fields,
     .size = sizeof(struct mr_pipeline_conf),
 };
@@ -213,9 +250,71 @@ static const struct mr_section asset_section = {
 
 /* ---- the file ---- */
 
+static const struct mr_plugin_conf *plugin_conf_named(const struct mr_plugin_confs *c,
+                                                      const char *name)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        if (strcmp(c->items[i].name, name) == 0) {
+            return &c->items[i];
+        }
+    }
+    return NULL;
+}
+
+/* A pipeline reads inputs or topics and writes topics or outputs; catch the mix-ups here, with
+ * the position of the list, rather than at run time. */
+static void pipeline_ends_check(const struct mr_config *cfg, const char *name,
+                                const struct mr_pipeline_conf *pc, struct mr_config_check *chk)
+{
+    char field[CFG_PATH_LEN];
+    for (size_t k = 0; k < pc->from.n; k++) {
+        const char *f = pc->from.items[k];
+        snprintf(field, sizeof(field), "pipelines.%s.from", name);
+        if (plugin_conf_named(&cfg->outputs, f) != NULL) {
+            mr_config_check_fail(chk, field, "'%s' is an output; a pipeline reads inputs or topics",
+                                 f);
+        } else if (plugin_conf_named(&cfg->inputs, f) == NULL && !topic_name_ok(f)) {
+            mr_config_check_fail(chk, field,
+                                 "'%s' is neither an input nor a valid topic name (letters, "
+                                 "digits, '.', '_', '-')",
+                                 f);
+        }
+        for (size_t t = 0; t < pc->to.n; t++) {
+            if (strcmp(pc->to.items[t], f) == 0) {
+                mr_config_check_fail(chk, field, "'%s' is both read and written: a loop", f);
+            }
+        }
+    }
+    for (size_t k = 0; k < pc->to.n; k++) {
+        const char *t = pc->to.items[k];
+        snprintf(field, sizeof(field), "pipelines.%s.to", name);
+        if (plugin_conf_named(&cfg->inputs, t) != NULL) {
+            mr_config_check_fail(chk, field,
+                                 "'%s' is an input; a pipeline writes to topics or outputs", t);
+        } else if (plugin_conf_named(&cfg->outputs, t) == NULL && !topic_name_ok(t)) {
+            mr_config_check_fail(chk, field,
+                                 "'%s' is neither an output nor a valid topic name (letters, "
+                                 "digits, '.', '_', '-')",
+                                 t);
+        }
+    }
+}
+
 static void root_check(void *conf, struct mr_config_check *chk)
 {
     const struct mr_config *cfg = conf;
+    for (size_t i = 0; i < cfg->inputs.n; i++) {
+        if (!topic_name_ok(cfg->inputs.items[i].name)) {
+            char field[CFG_PATH_LEN];
+            snprintf(field, sizeof(field), "inputs.%s", cfg->inputs.items[i].name);
+            mr_config_check_fail(chk, field,
+                                 "an input's records are kept in the journal topic of the same "
+                                 "name, so it may only use letters, digits, '.', '_' and '-'");
+        }
+    }
+    for (size_t i = 0; i < cfg->pipelines.n; i++) {
+        pipeline_ends_check(cfg, cfg->pipelines.items[i].name, cfg->pipelines.items[i].conf, chk);
+    }
     for (size_t i = 0; i < cfg->pipelines.n; i++) {
         const char *name = cfg->pipelines.items[i].name;
         if (name[0] == '\0' ||
@@ -232,7 +331,7 @@ static const struct mr_field root_fields[] = {
     {.name = "journal",
      .type = MR_FIELD_SECTION,
      .offset = offsetof(struct mr_config, journal),
-     .section = &journal_section,
+     .section = &mr_journal_section,
      .help = "The durable journal: where records are kept, how safely, and for how long."},
     {.name = "inputs",
      .type = MR_FIELD_PLUGIN_MAP,
@@ -242,7 +341,7 @@ static const struct mr_field root_fields[] = {
     {.name = "pipelines",
      .type = MR_FIELD_SECTION_MAP,
      .offset = offsetof(struct mr_config, pipelines),
-     .section = &pipeline_section,
+     .section = &mr_pipeline_section,
      .help = "Processing, by name: records flow from inputs or topics through steps to outputs "
              "or topics."},
     {.name = "outputs",

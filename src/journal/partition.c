@@ -539,3 +539,44 @@ int mr_journal_partition_stats(struct mr_journal_topic *t, uint32_t partition,
     *out = st;
     return 0;
 }
+
+/* Kafka's default partitioner hash (murmur2, seed 0x9747b28c), so keyed records land on the
+ * partition a Kafka producer would choose. */
+static uint32_t murmur2(const uint8_t *data, size_t len)
+{
+    const uint32_t m = 0x5bd1e995;
+    uint32_t h = 0x9747b28c ^ (uint32_t)len;
+    size_t i = 0;
+    for (; i + 4 <= len; i += 4) {
+        uint32_t k = (uint32_t)data[i] | (uint32_t)data[i + 1] << 8 | (uint32_t)data[i + 2] << 16 |
+                     (uint32_t)data[i + 3] << 24;
+        k *= m;
+        k ^= k >> 24;
+        k *= m;
+        h *= m;
+        h ^= k;
+    }
+    switch (len & 3) {
+    case 3:
+        h ^= (uint32_t)data[i + 2] << 16;
+        /* fall through */
+    case 2:
+        h ^= (uint32_t)data[i + 1] << 8;
+        /* fall through */
+    case 1:
+        h ^= data[i];
+        h *= m;
+        break;
+    default:
+        break;
+    }
+    h ^= h >> 13;
+    h *= m;
+    h ^= h >> 15;
+    return h;
+}
+
+uint32_t mr_journal_partition_for_key(const void *key, size_t len, uint32_t partitions)
+{
+    return partitions == 0 ? 0 : (murmur2(key, len) & 0x7fffffff) % partitions;
+}

@@ -1,0 +1,44 @@
+/* The engine: runs a configuration's inputs, pipelines and outputs around one journal.
+ *
+ *   inputs  (on the caller's libuv loop)   -> journal topic named after each input
+ *   pipelines (one thread each)            topics -> operators -> topics, checkpointed
+ *   outputs (one thread each)              topics -> cursor -> output plugin
+ *
+ * All calls on the loop thread. docs/ARCHITECTURE.md ("Stream engine") explains the design.
+ */
+#ifndef MILLRACE_ENGINE_H
+#define MILLRACE_ENGINE_H
+
+#include <uv.h>
+
+#include "millrace/config.h"
+#include "millrace/error.h"
+#include "millrace/metrics.h"
+#include "millrace/names.h"
+
+struct mr_engine;
+
+/* Open the journal and build every part of cfg (takes ownership of cfg, also on failure).
+ * Fails with err naming the part and its position in the file. */
+int mr_engine_create(struct mr_engine **out, struct mr_config *cfg, uv_loop_t *loop,
+                     struct mr_err *err);
+/* Start outputs, then pipelines, then inputs (so nothing is produced before it can flow). */
+int mr_engine_start(struct mr_engine *e, struct mr_err *err);
+/* Orderly stop: inputs stop and everything they emitted becomes durable; pipelines process
+ * what reached their topics and checkpoint; outputs deliver what is waiting (up to
+ * drain_timeout_ms); then done(arg) runs on the loop. */
+void mr_engine_stop(struct mr_engine *e, int drain_timeout_ms, void (*done)(void *arg), void *arg);
+/* Apply a new configuration (takes ownership of cfg on success): parts whose settings are
+ * unchanged keep running; changed ones are stopped (pipelines checkpoint first) and started
+ * again with the new settings; removed ones stop; new ones start. Journal settings apply at
+ * the next start. done(arg, status) runs on the loop when the reload is complete. */
+int mr_engine_reload(struct mr_engine *e, struct mr_config *cfg,
+                     void (*done)(void *arg, int status), void *arg, struct mr_err *err);
+/* Closes the journal. Call after stop completed (or instead of it after a failed start). */
+void mr_engine_destroy(struct mr_engine *e);
+
+struct mr_metrics *mr_engine_metrics(struct mr_engine *e);
+struct mr_names *mr_engine_names(struct mr_engine *e);
+const struct mr_config *mr_engine_config(struct mr_engine *e);
+
+#endif

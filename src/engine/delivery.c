@@ -1,0 +1,333 @@
+/* Delivery: one thread per output, draining the topics that feed it through a journal cursor.
+ *
+ *   topics --reader--> decode --> output.write --OK--> (every second) flush, commit cursor
+ *                                      |RETRY--> wait (100 ms doubling to 10 s), same batch again
+ *                                      |FATAL--> stop delivering; the cursor stays, nothing lost
+ *
+ * The cursor ("output.<name>") is committed only after the output answered OK to flush, so a
+ * crash re-delivers at most the records since the last commit (at least once). A slow or absent
+ * peer holds back only its own output: the journal buffers, within its retention.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/engine_internal.h"
+#include "millrace/alloc.h"
+#include "millrace/clock.h"
+#include "millrace/log.h"
+
+#define CHUNK        1024
+#define COMMIT_NS    (1000 * 1000000LL)
+#define RETRY_MIN_MS 100
+#define RETRY_MAX_MS 10000
+
+struct dsource {
+    struct mr_journal_topic *topic;
+    uint32_t partition;
+    struct mr_journal_reader *reader;
+    int64_t position;  /* next offset to deliver */
+    int64_t committed; /* last committed position */
+};
+
+struct mr_delivery {
+    struct mr_engine_env *env;
+    const struct mr_plugin_conf *pc;
+    struct mr_output_host host;
+    char consumer[300];
+    void *ctx;
+    bool ready;
+    struct dsource *sources;
+    size_t nsources;
+    struct mr_record *recs;
+    struct mr_log_ratelimit rl;
+    pthread_t thread;
+    bool started;
+    atomic_bool stop;
+    atomic_bool drain;
+    int64_t drain_deadline;
+    bool failed;
+    struct mr_counter *m_delivered;
+    struct mr_counter *m_retries;
+    struct mr_gauge *m_lag;
+};
+
+static int64_t lag_of(struct mr_delivery *d)
+{
+    int64_t lag = 0;
+    for (size_t i = 0; i < d->nsources; i++) {
+        struct mr_journal_partition_stats st;
+        if (mr_journal_partition_stats(d->sources[i].topic, d->sources[i].partition, &st) == 0 &&
+            st.end > d->sources[i].position) {
+            lag += st.end - d->sources[i].position;
+        }
+    }
+    return lag;
+}
+
+/* Call fn until it answers OK; RETRY waits with backoff. Returns false on FATAL or stop. */
+static bool deliver(struct mr_delivery *d, const struct mr_record *recs, size_t n)
+{
+    int backoff = RETRY_MIN_MS;
+    for (;;) {
+        struct mr_err err;
+        mr_err_clear(&err);
+        int rc = n > 0 ? d->pc->plugin->output.write(d->ctx, recs, n, &err)
+                       : d->pc->plugin->output.flush(d->ctx, &err);
+        if (rc == MR_SINK_OK) {
+            return true;
+        }
+        if (rc == MR_SINK_FATAL) {
+            MR_LOG_ERROR(d->host.name,
+                         "gave up: %s. Delivery stops here; the records stay in "
+                         "the journal (fix the cause, then reload or restart)",
+                         err.msg[0] != '\0' ? err.msg : "output failed");
+            d->failed = true;
+            return false;
+        }
+        mr_counter_add(d->m_retries, 1);
+        MR_LOG_RL(&d->rl, MR_LOG_WARN, d->host.name, "will retry in %d ms: %s", backoff,
+                  err.msg[0] != '\0' ? err.msg : "output not ready");
+        for (int t = 0; t < backoff; t += 50) {
+            if (atomic_load(&d->stop) &&
+                (!atomic_load(&d->drain) || mr_clock_mono_ns() > d->drain_deadline)) {
+                return false;
+            }
+            mr_clock_sleep_ns(50 * 1000000LL);
+        }
+        backoff = backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : backoff * 2;
+    }
+}
+
+static void commit(struct mr_delivery *d)
+{
+    bool moved = false;
+    for (size_t i = 0; i < d->nsources; i++) {
+        moved |= d->sources[i].position != d->sources[i].committed;
+    }
+    if (!moved || !deliver(d, NULL, 0)) {
+        return;
+    }
+    for (size_t i = 0; i < d->nsources; i++) {
+        struct dsource *s = &d->sources[i];
+        if (s->position == s->committed) {
+            continue;
+        }
+        struct mr_err err;
+        int rc = mr_journal_cursor_commit(s->topic, d->consumer, s->partition, s->position, &err);
+        if (rc != 0) {
+            MR_LOG_RL(&d->rl, MR_LOG_WARN, d->host.name, "cannot save position: %s",
+                      mr_strerror(rc));
+        } else {
+            s->committed = s->position;
+        }
+    }
+}
+
+/* Deliver one journal batch of s: 1 done, 0 nothing to read, -1 stop. */
+static int deliver_batch(struct mr_delivery *d, struct dsource *s)
+{
+    struct mr_batch_info info;
+    int rc = mr_journal_reader_next_batch(s->reader, &info);
+    if (rc != 0) {
+        if (rc != MR_EAGAIN && rc != MR_EEOF) {
+            MR_LOG_RL(&d->rl, MR_LOG_ERROR, d->host.name, "reading %s[%u]: %s",
+                      mr_journal_topic_name(s->topic), s->partition, mr_strerror(rc));
+        }
+        return 0;
+    }
+    struct mr_batch_iter it;
+    struct mr_batch_record br;
+    mr_batch_iter_init(&it, &info);
+    size_t n = 0;
+    while (mr_batch_iter_next(&it, &br, NULL) == 0) {
+        if (br.offset < s->position || br.value_len <= 0) {
+            continue;
+        }
+        if (mr_record_decode(&d->recs[n], d->env->names, br.value, (size_t)br.value_len, NULL) !=
+            0) {
+            continue; /* not a millrace record (appended raw): nothing an output can render */
+        }
+        if (++n == CHUNK) {
+            if (!deliver(d, d->recs, n)) {
+                return -1;
+            }
+            mr_counter_add(d->m_delivered, n);
+            n = 0;
+        }
+    }
+    if (n > 0) {
+        if (!deliver(d, d->recs, n)) {
+            return -1;
+        }
+        mr_counter_add(d->m_delivered, n);
+    }
+    s->position = info.base_offset + info.last_offset_delta + 1;
+    return 1;
+}
+
+static void *delivery_main(void *arg)
+{
+    struct mr_delivery *d = arg;
+    uint64_t seen = 0;
+    int64_t next_commit = mr_clock_mono_ns() + COMMIT_NS;
+    while (!d->failed) {
+        if (atomic_load(&d->stop) &&
+            (!atomic_load(&d->drain) || lag_of(d) == 0 || mr_clock_mono_ns() > d->drain_deadline)) {
+            break;
+        }
+        int done = 0;
+        for (size_t i = 0; i < d->nsources && !d->failed; i++) {
+            int rc = deliver_batch(d, &d->sources[i]);
+            if (rc < 0) {
+                break;
+            }
+            done += rc;
+        }
+        int64_t now = mr_clock_mono_ns();
+        if (now >= next_commit) {
+            commit(d);
+            mr_gauge_set(d->m_lag, (double)lag_of(d));
+            next_commit = now + COMMIT_NS;
+        }
+        if (done == 0 && !atomic_load(&d->stop)) {
+            mr_engine_env_wait(d->env, &seen, 50);
+        }
+    }
+    if (!d->failed) {
+        commit(d);
+    }
+    return NULL;
+}
+
+int mr_delivery_create(struct mr_delivery **out, struct mr_engine_env *env,
+                       const struct mr_plugin_conf *pc, const char *const *topics, size_t ntopics,
+                       struct mr_err *err)
+{
+    struct mr_delivery *d = mr_calloc(1, sizeof(*d));
+    if (d == NULL) {
+        return MR_ERR_SET(err, MR_ENOMEM, "out of memory");
+    }
+    d->env = env;
+    d->pc = pc;
+    atomic_init(&d->stop, false);
+    atomic_init(&d->drain, false);
+    snprintf(d->consumer, sizeof(d->consumer), "output.%s", pc->name);
+    d->host = (struct mr_output_host){
+        .name = pc->path, .names = env->names, .metrics = env->metrics, .arg = d};
+    d->recs = mr_calloc(CHUNK, sizeof(struct mr_record));
+    int rc = d->recs != NULL ? 0 : MR_ERR_SET(err, MR_ENOMEM, "out of memory");
+    for (size_t t = 0; rc == 0 && t < ntopics; t++) {
+        struct mr_journal_topic *topic = NULL;
+        rc = mr_engine_topic(env, topics[t], &topic, err);
+        uint32_t np = rc == 0 ? mr_journal_topic_partitions(topic) : 0;
+        struct dsource *ns =
+            rc == 0 ? mr_realloc(d->sources, (d->nsources + np) * sizeof(*ns)) : NULL;
+        if (rc == 0 && ns == NULL) {
+            rc = MR_ERR_SET(err, MR_ENOMEM, "out of memory");
+        }
+        if (rc == 0) {
+            d->sources = ns;
+        }
+        for (uint32_t part = 0; rc == 0 && part < np; part++) {
+            struct dsource *s = &d->sources[d->nsources];
+            *s = (struct dsource){.topic = topic, .partition = part};
+            int64_t pos = MR_JOURNAL_EARLIEST;
+            rc = mr_journal_cursor_get(topic, d->consumer, part, &pos, err);
+            if (rc == MR_ENOENT) {
+                pos = MR_JOURNAL_EARLIEST; /* first run: deliver everything kept */
+                rc = 0;
+            }
+            if (rc == 0) {
+                rc = mr_journal_reader_create(topic, part, pos, &s->reader);
+            }
+            if (rc == MR_ERANGE) {
+                rc = mr_journal_reader_create(topic, part, MR_JOURNAL_EARLIEST, &s->reader);
+            }
+            if (rc != 0) {
+                MR_ERR_SET(err, rc, "%s: cannot read %s[%u]", pc->path, topics[t], part);
+                break;
+            }
+            s->position = mr_journal_reader_position(s->reader);
+            s->committed = s->position;
+            d->nsources++;
+        }
+    }
+    char inst[256], labels[300];
+    if (rc == 0 && mr_metrics_label_escape(pc->path, inst, sizeof(inst)) >= 0) {
+        snprintf(labels, sizeof(labels), "output=\"%s\"", inst);
+        rc = mr_metrics_counter(env->metrics, "millrace_output_delivered_total",
+                                "Records an output accepted.", labels, &d->m_delivered);
+        if (rc == 0) {
+            rc = mr_metrics_counter(env->metrics, "millrace_output_retries_total",
+                                    "Times an output asked for a batch to be retried.", labels,
+                                    &d->m_retries);
+        }
+        if (rc == 0) {
+            rc = mr_metrics_gauge(env->metrics, "millrace_output_lag_records",
+                                  "Records waiting in the journal for an output.", labels,
+                                  &d->m_lag);
+        }
+    }
+    if (rc == 0) {
+        d->ctx = mr_calloc(1, pc->plugin->ctx_size != 0 ? pc->plugin->ctx_size : 1);
+        struct mr_err e;
+        mr_err_clear(&e);
+        rc = d->ctx == NULL ? MR_ENOMEM : pc->plugin->output.init(d->ctx, pc->conf, &d->host, &e);
+        if (rc != 0) {
+            MR_ERR_SET(err, rc, "%s (%s, %s): %s", pc->path, pc->plugin->name, pc->where,
+                       e.msg[0] != '\0' ? e.msg : mr_strerror(rc));
+        } else {
+            d->ready = true;
+        }
+    }
+    if (rc != 0) {
+        mr_delivery_destroy(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
+}
+
+int mr_delivery_start(struct mr_delivery *d, struct mr_err *err)
+{
+    if (d->started) {
+        return 0;
+    }
+    if (pthread_create(&d->thread, NULL, delivery_main, d) != 0) {
+        return MR_ERR_SET(err, MR_ESYS, "%s: cannot start thread", d->host.name);
+    }
+    d->started = true;
+    return 0;
+}
+
+void mr_delivery_stop(struct mr_delivery *d, bool drain, int timeout_ms)
+{
+    if (!d->started) {
+        return;
+    }
+    d->drain_deadline = mr_clock_mono_ns() + (int64_t)timeout_ms * 1000000;
+    atomic_store(&d->drain, drain);
+    atomic_store(&d->stop, true);
+    mr_engine_env_wake(d->env);
+    pthread_join(d->thread, NULL);
+    d->started = false;
+}
+
+void mr_delivery_destroy(struct mr_delivery *d)
+{
+    if (d == NULL) {
+        return;
+    }
+    mr_delivery_stop(d, false, 0);
+    if (d->ready) {
+        d->pc->plugin->output.fini(d->ctx);
+    }
+    mr_free(d->ctx);
+    for (size_t i = 0; i < d->nsources; i++) {
+        mr_journal_reader_destroy(d->sources[i].reader);
+    }
+    mr_free(d->sources);
+    mr_free(d->recs);
+    mr_free(d);
+}

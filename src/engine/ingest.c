@@ -1,0 +1,182 @@
+/* Ingest: an input plugin hosted on the loop thread, its records kept in the journal topic named
+ * after the input before anything else sees them.
+ *
+ * The input's emit encodes the batch into per-partition journal batches (topic_writer.h) and
+ * appends them; when the journal's queue is full the append blocks, which slows the input down
+ * instead of dropping data (a plant's PLC buffers or the input's own socket does). Pipelines
+ * read the topic on their own threads, so a slow pipeline never holds an input back.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/engine_internal.h"
+#include "millrace/alloc.h"
+#include "millrace/log.h"
+
+#define BATCH_BYTES (256u * 1024u)
+
+struct mr_ingest {
+    struct mr_engine_env *env;
+    const struct mr_plugin_conf *pc;
+    struct mr_input_host host;
+    void *ctx;
+    bool ready;   /* init succeeded: fini owed */
+    bool started; /* start called: stop owed */
+    bool stopping;
+    bool handles_closed;
+    struct mr_journal_topic *topic;
+    struct mr_topic_writer writer;
+    bool writer_ready;
+    struct mr_log_ratelimit rl;
+    void (*done)(void *arg);
+    void *done_arg;
+    struct mr_counter *m_errors;
+};
+
+static int ingest_emit(struct mr_input_host *host, const struct mr_record *recs, size_t n)
+{
+    struct mr_ingest *in = host->arg;
+    for (size_t i = 0; i < n; i++) {
+        int rc = mr_topic_writer_add(&in->writer, &recs[i]);
+        if (rc == MR_EINVAL || rc == MR_ETOOBIG) {
+            mr_counter_add(in->m_errors, 1);
+            MR_LOG_RL(&in->rl, MR_LOG_WARN, host->name, "record not kept: %s", mr_strerror(rc));
+        } else if (rc != 0) {
+            MR_LOG_RL(&in->rl, MR_LOG_ERROR, host->name, "journal write failed: %s",
+                      mr_strerror(rc));
+            return rc;
+        }
+    }
+    int rc = mr_topic_writer_flush(&in->writer);
+    if (rc != 0) {
+        MR_LOG_RL(&in->rl, MR_LOG_ERROR, host->name, "journal write failed: %s", mr_strerror(rc));
+    }
+    return rc;
+}
+
+static void ingest_ended(struct mr_input_host *host, int status)
+{
+    if (status == 0) {
+        MR_LOG_INFO(host->name, "input finished (end of data)");
+    } else {
+        MR_LOG_ERROR(host->name, "input stopped: %s", mr_strerror(status));
+    }
+}
+
+static void finish_stop(struct mr_ingest *in)
+{
+    /* Everything emitted is durable before the engine moves on to the pipelines. */
+    int rc = in->writer_ready ? mr_topic_writer_sync(&in->writer) : 0;
+    if (rc != 0) {
+        MR_LOG_ERROR(in->host.name, "records not confirmed by the journal: %s", mr_strerror(rc));
+    }
+    if (in->done != NULL) {
+        void (*done)(void *) = in->done;
+        in->done = NULL;
+        done(in->done_arg);
+    }
+}
+
+static void ingest_stopped(struct mr_input_host *host)
+{
+    struct mr_ingest *in = host->arg;
+    in->handles_closed = true;
+    finish_stop(in);
+}
+
+int mr_ingest_create(struct mr_ingest **out, struct mr_engine_env *env, uv_loop_t *loop,
+                     const struct mr_plugin_conf *pc, struct mr_err *err)
+{
+    struct mr_ingest *in = mr_calloc(1, sizeof(*in));
+    if (in == NULL) {
+        return MR_ERR_SET(err, MR_ENOMEM, "out of memory");
+    }
+    in->env = env;
+    in->pc = pc;
+    in->host = (struct mr_input_host){.name = pc->path,
+                                      .names = env->names,
+                                      .metrics = env->metrics,
+                                      .loop = loop,
+                                      .emit = ingest_emit,
+                                      .ended = ingest_ended,
+                                      .stopped = ingest_stopped,
+                                      .arg = in};
+    int rc = mr_engine_topic(env, pc->name, &in->topic, err);
+    if (rc == 0) {
+        rc = mr_topic_writer_init(&in->writer, in->topic, env->names, BATCH_BYTES);
+        if (rc != 0) {
+            MR_ERR_SET(err, rc, "%s: cannot set up its journal topic", pc->path);
+        }
+        in->writer_ready = rc == 0;
+    }
+    char inst[256], labels[300];
+    if (rc == 0 && mr_metrics_label_escape(pc->path, inst, sizeof(inst)) >= 0) {
+        snprintf(labels, sizeof(labels), "input=\"%s\"", inst);
+        rc = mr_metrics_counter(env->metrics, "millrace_input_rejected_total",
+                                "Records an input produced that could not be kept.", labels,
+                                &in->m_errors);
+    }
+    if (rc == 0) {
+        in->ctx = mr_calloc(1, pc->plugin->ctx_size != 0 ? pc->plugin->ctx_size : 1);
+        struct mr_err e;
+        mr_err_clear(&e);
+        rc = in->ctx == NULL ? MR_ENOMEM : pc->plugin->input.init(in->ctx, pc->conf, &in->host, &e);
+        if (rc != 0) {
+            MR_ERR_SET(err, rc, "%s (%s, %s): %s", pc->path, pc->plugin->name, pc->where,
+                       e.msg[0] != '\0' ? e.msg : mr_strerror(rc));
+        } else {
+            in->ready = true;
+        }
+    }
+    if (rc != 0) {
+        mr_ingest_destroy(in);
+        return rc;
+    }
+    *out = in;
+    return 0;
+}
+
+int mr_ingest_start(struct mr_ingest *in, struct mr_err *err)
+{
+    if (in->started) {
+        return 0;
+    }
+    in->started = true;
+    struct mr_err e;
+    mr_err_clear(&e);
+    int rc = in->pc->plugin->input.start(in->ctx, &e);
+    if (rc != 0) {
+        return MR_ERR_SET(err, rc, "%s: %s", in->pc->path,
+                          e.msg[0] != '\0' ? e.msg : mr_strerror(rc));
+    }
+    return 0;
+}
+
+void mr_ingest_stop(struct mr_ingest *in, void (*done)(void *arg), void *arg)
+{
+    in->done = done;
+    in->done_arg = arg;
+    if (!in->started || in->handles_closed) {
+        finish_stop(in);
+        return;
+    }
+    if (!in->stopping) {
+        in->stopping = true;
+        in->pc->plugin->input.stop(in->ctx);
+    }
+}
+
+void mr_ingest_destroy(struct mr_ingest *in)
+{
+    if (in == NULL) {
+        return;
+    }
+    if (in->ready) {
+        in->pc->plugin->input.fini(in->ctx);
+    }
+    mr_free(in->ctx);
+    if (in->writer_ready) {
+        mr_topic_writer_fini(&in->writer);
+    }
+    mr_free(in);
+}

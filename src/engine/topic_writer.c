@@ -1,0 +1,190 @@
+/* Records into a journal topic, batched per partition: see topic_writer.h. */
+#include <string.h>
+
+#include "engine/topic_writer.h"
+#include "millrace/alloc.h"
+
+/* The encoded record must fit a batch with its key and headers: the largest sample block. */
+#define SCRATCH_CAP ((size_t)MR_RECORD_MAX_SAMPLES * sizeof(float) + 64 * 1024)
+
+static const struct mr_batch_header mr_header = {
+    .key = MR_RECORD_HEADER_KEY,
+    .key_len = (int32_t)(sizeof(MR_RECORD_HEADER_KEY) - 1),
+    .value = MR_RECORD_HEADER_VALUE,
+    .value_len = (int32_t)(sizeof(MR_RECORD_HEADER_VALUE) - 1),
+};
+
+int mr_topic_writer_init(struct mr_topic_writer *w, struct mr_journal_topic *topic,
+                         const struct mr_names *names, size_t batch_cap)
+{
+    memset(w, 0, sizeof(*w));
+    w->topic = topic;
+    w->topic_name = mr_journal_topic_name(topic);
+    w->nparts = mr_journal_topic_partitions(topic);
+    w->names = names;
+    w->batch_cap = batch_cap < SCRATCH_CAP + 4096 ? SCRATCH_CAP + 4096 : batch_cap;
+    w->scratch_cap = SCRATCH_CAP;
+    w->builders = mr_calloc(w->nparts, sizeof(*w->builders));
+    w->bufs = mr_malloc((size_t)w->nparts * w->batch_cap);
+    w->scratch = mr_malloc(w->scratch_cap);
+    if (w->builders == NULL || w->bufs == NULL || w->scratch == NULL) {
+        mr_free(w->builders);
+        mr_free(w->bufs);
+        mr_free(w->scratch);
+        memset(w, 0, sizeof(*w));
+        return MR_ENOMEM;
+    }
+    for (uint32_t p = 0; p < w->nparts; p++) {
+        mr_batch_builder_init(&w->builders[p], w->bufs + (size_t)p * w->batch_cap, w->batch_cap);
+    }
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    atomic_init(&w->records_acked, 0);
+    return 0;
+}
+
+void mr_topic_writer_fini(struct mr_topic_writer *w)
+{
+    if (w->builders == NULL) {
+        return;
+    }
+    /* Appends hold a pointer to w until acknowledged. */
+    pthread_mutex_lock(&w->mu);
+    while (w->acked < w->appended) {
+        pthread_cond_wait(&w->cv, &w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    mr_free(w->builders);
+    mr_free(w->bufs);
+    mr_free(w->scratch);
+    mr_free(w->part_of);
+    mr_name_hashes_fini(&w->hashes);
+    memset(w, 0, sizeof(*w));
+}
+
+static void on_ack(void *arg, int status, uint32_t partition, int64_t base_offset, uint32_t count)
+{
+    (void)partition;
+    (void)base_offset;
+    struct mr_topic_writer *w = arg;
+    if (status == 0) {
+        atomic_fetch_add_explicit(&w->records_acked, count, memory_order_relaxed);
+    }
+    pthread_mutex_lock(&w->mu);
+    if (status != 0 && w->first_error == 0) {
+        w->first_error = status;
+    }
+    w->acked++;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static int append_partition(struct mr_topic_writer *w, uint32_t p)
+{
+    struct mr_batch_builder *b = &w->builders[p];
+    if (mr_batch_builder_count(b) == 0) {
+        return 0;
+    }
+    const uint8_t *data;
+    size_t len;
+    int rc = mr_batch_builder_finish(b, &data, &len);
+    if (rc == 0) {
+        pthread_mutex_lock(&w->mu);
+        w->appended++;
+        pthread_mutex_unlock(&w->mu);
+        /* Copied by the journal: the builder is reusable at once. Blocks while the journal's
+         * queue is full, which is the back-pressure that keeps memory bounded. */
+        rc = mr_journal_append(w->topic, p, (void *)data, len, 0, on_ack, w);
+        if (rc != 0) {
+            pthread_mutex_lock(&w->mu);
+            w->appended--;
+            if (w->first_error == 0) {
+                w->first_error = rc;
+            }
+            pthread_mutex_unlock(&w->mu);
+        }
+    }
+    mr_batch_builder_reset(b);
+    return rc;
+}
+
+static uint32_t partition_of(struct mr_topic_writer *w, mr_name_id asset, const char *key,
+                             size_t key_len)
+{
+    if (w->nparts == 1) {
+        return 0;
+    }
+    if (asset < w->part_of_cap && w->part_of[asset] != 0) {
+        return w->part_of[asset] - 1;
+    }
+    uint32_t p = mr_journal_partition_for_key(key, key_len, w->nparts);
+    if (asset >= w->part_of_cap) {
+        size_t cap = w->part_of_cap != 0 ? w->part_of_cap : 256;
+        while (cap <= asset) {
+            cap *= 2;
+        }
+        uint32_t *np = mr_realloc(w->part_of, cap * sizeof(uint32_t));
+        if (np == NULL) {
+            return p;
+        }
+        memset(np + w->part_of_cap, 0, (cap - w->part_of_cap) * sizeof(uint32_t));
+        w->part_of = np;
+        w->part_of_cap = cap;
+    }
+    w->part_of[asset] = p + 1;
+    return p;
+}
+
+int mr_topic_writer_add(struct mr_topic_writer *w, const struct mr_record *rec)
+{
+    long n = mr_record_encode(rec, w->names, w->scratch, w->scratch_cap);
+    if (n < 0) {
+        return (int)n;
+    }
+    size_t key_len = 0;
+    const char *key = mr_names_str(w->names, rec->asset, &key_len);
+    if (key == NULL) {
+        return MR_EINVAL;
+    }
+    uint32_t p = partition_of(w, rec->asset, key, key_len);
+    int64_t ms = rec->time_ns / 1000000;
+    struct mr_batch_builder *b = &w->builders[p];
+    int rc =
+        mr_batch_builder_add(b, ms, key, (int32_t)key_len, w->scratch, (int32_t)n, &mr_header, 1);
+    if (rc == MR_ETOOBIG && mr_batch_builder_count(b) > 0) {
+        rc = append_partition(w, p);
+        if (rc == 0) {
+            rc = mr_batch_builder_add(b, ms, key, (int32_t)key_len, w->scratch, (int32_t)n,
+                                      &mr_header, 1);
+        }
+    }
+    return rc;
+}
+
+int mr_topic_writer_flush(struct mr_topic_writer *w)
+{
+    int first = 0;
+    for (uint32_t p = 0; p < w->nparts; p++) {
+        int rc = append_partition(w, p);
+        if (rc != 0 && first == 0) {
+            first = rc;
+        }
+    }
+    return first;
+}
+
+int mr_topic_writer_sync(struct mr_topic_writer *w)
+{
+    int rc = mr_topic_writer_flush(w);
+    pthread_mutex_lock(&w->mu);
+    while (w->acked < w->appended) {
+        pthread_cond_wait(&w->cv, &w->mu);
+    }
+    if (w->first_error != 0) {
+        rc = w->first_error;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
