@@ -58,8 +58,16 @@ $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BIN): $(CLI_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) $(CLI_OBJ) $(LIB) $(PKG_LIBS) -o $@
+# The demo's configuration is compiled in, so `millrace demo` runs anywhere.
+DEMO_CONF_OBJ := $(O)/gen/demo_config.o
+$(O)/gen/demo_config.c: examples/demo.yaml scripts/embed.sh
+	@mkdir -p $(dir $@)
+	scripts/embed.sh mr_demo_config < $< > $@
+$(DEMO_CONF_OBJ): $(O)/gen/demo_config.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BIN): $(CLI_OBJ) $(DEMO_CONF_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) $(CLI_OBJ) $(DEMO_CONF_OBJ) $(LIB) $(PKG_LIBS) -o $@
 
 $(O)/tests/%: tests/unit/%.c $(TEST_SUPPORT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)

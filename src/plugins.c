@@ -9,21 +9,44 @@
 
 #include "millrace/plugin.h"
 
+extern const struct mr_plugin mr_input_file;
+extern const struct mr_plugin mr_input_sim;
 extern const struct mr_plugin mr_input_stdin;
+extern const struct mr_plugin mr_operator_deadband;
+extern const struct mr_plugin mr_operator_downsample;
+extern const struct mr_plugin mr_operator_filter;
+extern const struct mr_plugin mr_operator_rename;
+extern const struct mr_plugin mr_operator_report_by_exception;
+extern const struct mr_plugin mr_operator_route;
+extern const struct mr_plugin mr_operator_scale;
+extern const struct mr_plugin mr_operator_window;
+extern const struct mr_plugin mr_output_file;
 extern const struct mr_plugin mr_output_stdout;
+extern const struct mr_plugin mr_output_summary;
 
 static const struct mr_plugin *const inputs[] = {
+    &mr_input_file,
+    &mr_input_sim,
     &mr_input_stdin,
     NULL,
 };
 
-/* Operators arrive with the stream engine; the list exists so pipelines can name them. */
 static const struct mr_plugin *const operators[] = {
+    &mr_operator_deadband,
+    &mr_operator_downsample,
+    &mr_operator_filter,
+    &mr_operator_rename,
+    &mr_operator_report_by_exception,
+    &mr_operator_route,
+    &mr_operator_scale,
+    &mr_operator_window,
     NULL,
 };
 
 static const struct mr_plugin *const outputs[] = {
+    &mr_output_file,
     &mr_output_stdout,
+    &mr_output_summary,
     NULL,
 };
 

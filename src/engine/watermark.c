@@ -121,13 +121,22 @@ int mr_wm_collect(struct mr_watermarks *w, int64_t now, bool check_idle, mr_wm_a
 {
     int rc = 0;
     size_t i = 0;
+    /* The global watermark is a minimum over every source: recomputing it is O(sources), so it
+     * is done only when it can have moved: a source at or below it moved (or is new), or an
+     * idle check ran. With 100k assets this keeps collect O(moved sources). */
+    bool recompute = check_idle || w->global_sent == MR_WM_NONE;
     for (; i < w->ndirty && rc == 0; i++) {
         struct mr_wm_source *s = &w->src[w->dirty[i]];
         s->dirty = false;
+        if (s->sent == MR_WM_NONE || s->sent <= w->global_sent) {
+            recompute = true;
+        }
         rc = send(w, w->dirty[i], s, cb, arg);
     }
     /* On error keep the unsent ones for the next call. */
-    memmove(w->dirty, w->dirty + i, (w->ndirty - i) * sizeof(mr_name_id));
+    if (i > 0 && i < w->ndirty) {
+        memmove(w->dirty, w->dirty + i, (w->ndirty - i) * sizeof(mr_name_id));
+    }
     w->ndirty -= i;
     if (rc != 0) {
         return rc;
@@ -143,6 +152,9 @@ int mr_wm_collect(struct mr_watermarks *w, int64_t now, bool check_idle, mr_wm_a
         if (rc != 0) {
             return rc;
         }
+    }
+    if (!recompute) {
+        return 0;
     }
     int64_t lo = INT64_MAX, hi = MR_WM_NONE;
     bool any_active = false;

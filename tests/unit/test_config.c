@@ -529,7 +529,7 @@ static void test_file_errors(void **state)
         /* plugins */
         {"inputs:\n  a: {type: stdn}\n",
          {"plant.yaml:2:13: inputs.a.type: unknown input type "
-          "'stdn' (did you mean 'stdin'?) (available: stdin)"}},
+          "'stdn' (did you mean 'stdin'?) (available: file, sim, stdin)"}},
         {"inputs:\n  a: {fd: 1}\n", {"plant.yaml:2:3: inputs.a: missing required field 'type'"}},
         {"outputs:\n  a: stdout\n", {"outputs.a: expected a section with 'type:'"}},
         {"outputs:\n  a b: {type: stdout}\n", {"outputs.a b: a name may only use letters"}},
@@ -548,8 +548,22 @@ static void test_file_errors(void **state)
          {"plant.yaml:2:3: pipelines.p: missing required "
           "field 'to'"}},
         {"pipelines:\n  p: {from: [], to: [b]}\n", {"pipelines.p.from: needs at least 1 item"}},
-        {"pipelines:\n  p: {from: a, to: b, steps: [{type: window}]}\n",
-         {"pipelines.p.steps[0].type: unknown operator type 'window'"}},
+        {"pipelines:\n  p: {from: a, to: b, steps: [{type: windw}]}\n",
+         {"plant.yaml:2:38: pipelines.p.steps[0].type: unknown operator type 'windw' (did you "
+          "mean 'window'?)"}},
+        /* a step's own settings: the error names the line and the operator's place */
+        {"pipelines:\n  p: {from: a, to: b, steps: [{type: filter, where: 'x'}, {type: window}]}\n",
+         {"plant.yaml:2:53: pipelines.p.steps[0].where: expression 'x': unknown name 'x'"}},
+        {"pipelines:\n  p: {from: a, to: b, steps: [{type: filter, where: 'x'}, {type: window}]}\n",
+         {"plant.yaml:2:59: pipelines.p.steps[1].size: kind: tumbling needs the window length"}},
+        /* what a pipeline reads and writes */
+        {"inputs: {i: {type: stdin}}\noutputs: {o: {type: stdout}}\n"
+         "pipelines:\n  p: {from: [o], to: [i]}\n",
+         {"pipelines.p.from: 'o' is an output"}},
+        {"inputs: {i: {type: stdin}}\noutputs: {o: {type: stdout}}\n"
+         "pipelines:\n  p: {from: [o], to: [i]}\n",
+         {"pipelines.p.to: 'i' is an input"}},
+        {"pipelines:\n  p: {from: [t], to: [t]}\n", {"'t' is both read and written"}},
         {"pipelines:\n  p.q: {from: a, to: b}\n", {"pipelines.p.q: a name may only use"}},
         /* sections */
         {"journal: {fsync: alway}\n",
