@@ -141,9 +141,9 @@ static size_t heap_in_use(void)
     return mi.uordblks + mi.hblkhd;
 }
 
-/* Records/s through watermarks + window; *state_bytes: heap growth per key after the run. */
+/* Records/s through watermarks + window. */
 static double run_window(struct mr_names *names, const struct mr_record *recs, size_t n,
-                         uint32_t keys, const char *yaml, double *state_bytes)
+                         const char *yaml)
 {
     struct bench_host bh = {0};
     bh.host = (struct mr_operator_host){.name = "bench.window",
@@ -152,7 +152,6 @@ static double run_window(struct mr_names *names, const struct mr_record *recs, s
                                         .side_open = no_side,
                                         .arg = &bh};
     mr_metrics_create(&bh.host.metrics);
-    size_t heap0 = heap_in_use();
     struct op o;
     if (op_open(&o, &bh, yaml) != 0) {
         return -1;
@@ -173,7 +172,6 @@ static double run_window(struct mr_names *names, const struct mr_record *recs, s
         mr_wm_collect(&wm, 0, false, advance_cb, &o);
     }
     int64_t ns = mr_clock_mono_ns() - start;
-    *state_bytes = (double)(heap_in_use() - heap0) / keys;
     if (bh.emitted == 0) {
         fprintf(stderr, "window_throughput: no window fired\n");
         return -1;
@@ -182,6 +180,42 @@ static double run_window(struct mr_names *names, const struct mr_record *recs, s
     op_close(&o);
     mr_metrics_destroy(bh.host.metrics);
     return (double)n / ((double)ns / 1e9);
+}
+
+/* Heap bytes per key of window state with one open window per key: one record per key, all in
+ * the same window, nothing fired yet (the state a steady stream keeps between firings). */
+static double state_per_key(struct mr_names *names, uint32_t keys, const char *yaml)
+{
+    struct mr_record *recs = make_records(names, keys, keys, 0.0, 0.0);
+    char buf[64];
+    for (uint32_t i = 0; i < keys; i++) { /* every key exactly once */
+        int len = snprintf(buf, sizeof(buf), "site/area/line%u/m%u", (i / SIGNALS_PER_ASSET) % 20,
+                           i / SIGNALS_PER_ASSET);
+        recs[i].asset = mr_names_find(names, buf, (size_t)len);
+        len = snprintf(buf, sizeof(buf), "signal%u", i % SIGNALS_PER_ASSET);
+        recs[i].signal = mr_names_find(names, buf, (size_t)len);
+    }
+    struct bench_host bh = {0};
+    bh.host = (struct mr_operator_host){.name = "bench.state",
+                                        .names = names,
+                                        .emit = count_emit,
+                                        .side_open = no_side,
+                                        .arg = &bh};
+    mr_metrics_create(&bh.host.metrics);
+    struct op o;
+    double per_key = -1;
+    size_t heap0 = heap_in_use();
+    if (op_open(&o, &bh, yaml) == 0) {
+        struct mr_err err;
+        for (uint32_t i = 0; i < keys; i += BATCH) {
+            o.plugin->op.process(o.ctx, recs + i, keys - i < BATCH ? keys - i : BATCH, &err);
+        }
+        per_key = (double)(heap_in_use() - heap0) / keys;
+        op_close(&o);
+    }
+    mr_metrics_destroy(bh.host.metrics);
+    free(recs);
+    return per_key;
 }
 
 /* The bare kernel: count/sum/min/max per key in a dense array, no windows. */
@@ -235,9 +269,11 @@ int main(int argc, char **argv)
     }
     static const uint32_t key_counts[] = {1000, 10000, 100000, 1000000};
     static const char *const key_names[] = {"1k", "10k", "100k", "1M"};
-    const char *tumbling = "kind: tumbling\nsize: 1s\naggregates: [count, sum, min, max, mean]\n";
-    const char *hopping =
-        "kind: hopping\nsize: 60s\nhop: 10s\naggregates: [count, sum, min, max, mean]\n";
+    /* Caps raised so that no case drops records (1M keys x 6 panes of a 60 s/10 s window). */
+    const char *tumbling = "kind: tumbling\nsize: 1s\naggregates: [count, sum, min, max, mean]\n"
+                           "max_keys: 2000000\nmax_windows: 20000000\n";
+    const char *hopping = "kind: hopping\nsize: 60s\nhop: 10s\naggregates: [count, sum, min, max, "
+                          "mean]\nmax_keys: 2000000\nmax_windows: 20000000\n";
     for (size_t c = 0; c < sizeof(key_counts) / sizeof(key_counts[0]); c++) {
         uint32_t keys = key_counts[c];
         if (only_keys != 0 && keys != only_keys) {
@@ -253,18 +289,17 @@ int main(int argc, char **argv)
         snprintf(metric, sizeof(metric), "kernel_%s_keys_records_per_s", key_names[c]);
         emit(metric, kernel, "records/s", "null");
         snprintf(limit, sizeof(limit), "\"window_throughput.%s\"", metric);
-        double state = 0;
-        double tps = run_window(names, recs, n, keys, tumbling, &state);
+        double tps = run_window(names, recs, n, tumbling);
         if (tps < 0) {
             return 1;
         }
         snprintf(metric, sizeof(metric), "tumbling_1s_%s_keys_records_per_s", key_names[c]);
         emit(metric, tps, "records/s", limit);
         snprintf(metric, sizeof(metric), "tumbling_1s_%s_keys_state_bytes_per_key", key_names[c]);
-        emit(metric, state, "bytes", "128");
+        emit(metric, state_per_key(names, keys, tumbling), "bytes", "128");
         free(recs);
         recs = make_records(names, n, keys, 120.0, 0.0);
-        double hps = run_window(names, recs, n, keys, hopping, &state);
+        double hps = run_window(names, recs, n, hopping);
         if (hps < 0) {
             return 1;
         }
@@ -273,7 +308,7 @@ int main(int argc, char **argv)
         if (keys == 10000) {
             free(recs);
             recs = make_records(names, n, keys, 8.0, 0.2);
-            double late = run_window(names, recs, n, keys, tumbling, &state);
+            double late = run_window(names, recs, n, tumbling);
             emit("tumbling_1s_10k_keys_20pct_out_of_order_records_per_s", late, "records/s",
                  "\"window_throughput.tumbling_1s_10k_keys_records_per_s\"");
         }

@@ -9,6 +9,7 @@
 #include "millrace/alloc.h"
 #include "millrace/config.h"
 #include "millrace/engine.h"
+#include "millrace/http_metrics.h"
 #include "millrace/log.h"
 
 struct run {
@@ -17,6 +18,7 @@ struct run {
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t duration;
     struct mr_engine *engine;
+    struct mr_http_metrics *http;
     int stopping; /* 0 running, 1 stop requested */
     bool reloading;
     int exit_code;
@@ -56,7 +58,27 @@ static void close_handles(struct run *r)
 static void stopped(void *arg)
 {
     struct run *r = arg;
+    mr_http_metrics_stop(r->http, NULL, NULL);
+    r->http = NULL;
     close_handles(r);
+}
+
+/* Metrics over HTTP are a convenience: a busy port is reported, not fatal. */
+static void http_start(struct run *r)
+{
+    const char *listen = mr_engine_config(r->engine)->http.listen;
+    struct mr_err err;
+    mr_err_clear(&err);
+    if (mr_http_metrics_start(&r->http, &r->loop, listen, mr_engine_metrics(r->engine), &err) !=
+        0) {
+        MR_LOG_WARN("run", "metrics are not served over HTTP: %s (set http.listen)", err.msg);
+        r->http = NULL;
+        return;
+    }
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
+    MR_LOG_INFO("run", "metrics at http://%s:%d/metrics", host, mr_http_metrics_port(r->http));
 }
 
 static void request_stop(struct run *r, const char *why)
@@ -157,6 +179,7 @@ int mr_run_config(const struct mr_run_options *o)
         uv_signal_start(&r->sigint, on_signal, SIGINT);
         uv_signal_start(&r->sigterm, on_signal, SIGTERM);
         uv_signal_start(&r->sighup, on_signal, SIGHUP);
+        http_start(r);
         if (o->duration_ns > 0) {
             uv_timer_start(&r->duration, on_duration, (uint64_t)(o->duration_ns / 1000000), 0);
         }

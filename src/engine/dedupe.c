@@ -55,6 +55,7 @@ uint64_t mr_dedupe_reset(struct mr_dedupe *d)
     uint64_t left = d->pending;
     mr_keymap_clear(&d->seen);
     d->pending = 0;
+    d->dropped = 0;
     return left;
 }
 

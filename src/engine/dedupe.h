@@ -7,8 +7,10 @@
  * recomputed record is identical to the one already written. On restore the pipeline reads its
  * output topics from the checkpointed ends to their current ends and counts each record's
  * identity (a hash of asset, signal, time, value, quality and tags); while replaying, a record
- * whose identity is still counted is dropped instead of written again. The set holds at most
- * one checkpoint interval of output and is discarded at the next checkpoint.
+ * whose identity is still counted is dropped instead of written again. The set lives until the
+ * replay has read past everything the crashed run could have read (the source ends at restore);
+ * checkpoints taken meanwhile keep the restored output positions, so a second crash during the
+ * replay still finds what the first run wrote.
  */
 #ifndef MR_ENGINE_DEDUPE_H
 #define MR_ENGINE_DEDUPE_H
@@ -35,7 +37,7 @@ static inline bool mr_dedupe_active(const struct mr_dedupe *d)
 {
     return d->pending != 0;
 }
-/* Forget what was not matched (at a checkpoint); returns how many were left. */
+/* Forget everything (when the replay is over); returns how many were never matched. */
 uint64_t mr_dedupe_reset(struct mr_dedupe *d);
 
 /* Identity of a record: stable across processes (names hashed by string). */

@@ -325,7 +325,7 @@ int mr_engine_start(struct mr_engine *e, struct mr_err *err)
 
 /* Pipelines in an order where a pipeline stops after those that write its topics, so a drain
  * sees everything upstream produced. */
-static void pipelines_stop_ordered(struct parts *ps, bool drain)
+static void pipelines_stop_ordered(struct parts *ps, bool drain, int timeout_ms)
 {
     bool *stopped = mr_calloc(ps->npipes + 1, sizeof(bool));
     for (size_t round = 0; round < ps->npipes; round++) {
@@ -347,7 +347,7 @@ static void pipelines_stop_ordered(struct parts *ps, bool drain)
                 }
             }
             if (!upstream_running) {
-                mr_pipeline_stop(ps->pipes[i].p, drain);
+                mr_pipeline_stop(ps->pipes[i].p, drain, timeout_ms);
                 if (stopped != NULL) {
                     stopped[i] = true;
                 }
@@ -356,7 +356,7 @@ static void pipelines_stop_ordered(struct parts *ps, bool drain)
     }
     for (size_t i = 0; i < ps->npipes; i++) {
         if (ps->pipes[i].p != NULL) {
-            mr_pipeline_stop(ps->pipes[i].p, drain);
+            mr_pipeline_stop(ps->pipes[i].p, drain, timeout_ms);
         }
     }
     mr_free(stopped);
@@ -364,7 +364,7 @@ static void pipelines_stop_ordered(struct parts *ps, bool drain)
 
 static void after_inputs_stopped(struct mr_engine *e)
 {
-    pipelines_stop_ordered(&e->cur, true);
+    pipelines_stop_ordered(&e->cur, true, e->drain_ms);
     for (size_t i = 0; i < e->cur.noutputs; i++) {
         if (e->cur.outputs[i].d != NULL) {
             mr_delivery_stop(e->cur.outputs[i].d, true, e->drain_ms);
@@ -465,7 +465,7 @@ static void reload_finish(struct mr_engine *e)
 {
     /* Replaced inputs are stopped (their records durable); replaced pipelines checkpoint as
      * they stop, so their successors resume exactly there. */
-    pipelines_stop_ordered(&e->old, false);
+    pipelines_stop_ordered(&e->old, false, 0);
     for (size_t i = 0; i < e->old.noutputs; i++) {
         if (e->old.outputs[i].d != NULL) {
             mr_delivery_stop(e->old.outputs[i].d, false, 0);

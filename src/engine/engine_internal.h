@@ -58,8 +58,9 @@ struct mr_pipeline;
 int mr_pipeline_create(struct mr_pipeline **out, struct mr_engine_env *env, const char *name,
                        const struct mr_pipeline_conf *conf, struct mr_err *err);
 int mr_pipeline_start(struct mr_pipeline *p, struct mr_err *err);
-/* drain: process everything already in the source topics first. Then checkpoint and join. */
-void mr_pipeline_stop(struct mr_pipeline *p, bool drain);
+/* drain: first process what is already in the source topics, for at most timeout_ms (the rest
+ * is replayed from the checkpoint at the next start). Then checkpoint and join. */
+void mr_pipeline_stop(struct mr_pipeline *p, bool drain, int timeout_ms);
 void mr_pipeline_destroy(struct mr_pipeline *p);
 const char *mr_pipeline_name(const struct mr_pipeline *p);
 

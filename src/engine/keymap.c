@@ -8,16 +8,7 @@
 
 #define MIN_SLOTS 16u
 
-/* splitmix64 finaliser: keys built from small ids need mixing before they index slots. */
-static inline uint64_t mix(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    x ^= x >> 31;
-    return x;
-}
+#define mix mr_keymap_mix
 
 static inline uint64_t slot_make(uint64_t h, uint32_t index)
 {

@@ -37,13 +37,18 @@ struct source {
     const char *topic_name;
     uint32_t partition;
     struct mr_journal_reader *reader;
-    int64_t position; /* next offset to process */
+    int64_t position;     /* next offset to process */
+    int64_t replay_until; /* while replaying: the end at restore (the crashed run read less) */
 };
 
 struct writer {
     struct mr_topic_writer w;
     struct mr_journal_topic *topic;
     bool ready;
+    /* Per partition: where the results of the replay in progress may already be (the end saved
+     * by the checkpoint that was restored). Checkpoints taken while replaying keep these, so a
+     * crash during a replay still de-duplicates what the first crashed run wrote. */
+    int64_t *scan_from;
 };
 
 struct step {
@@ -71,6 +76,7 @@ struct mr_pipeline {
     bool steps_ready;
     struct mr_watermarks wm;
     struct mr_dedupe dedupe;
+    bool replaying; /* after a restore, until every source passed its replay_until */
     struct mr_name_hashes hashes;
     struct mr_record *recs;
     struct mr_err err;
@@ -79,7 +85,9 @@ struct mr_pipeline {
     bool started;
     atomic_bool stop;
     atomic_bool drain;
-    int sink_error; /* first failed write since the last restore */
+    int64_t drain_deadline; /* monotonic ns; set before stop is raised */
+    bool dirty;             /* processed or wrote something since the last checkpoint */
+    int sink_error;         /* first failed write since the last restore */
     int64_t next_checkpoint;
     int64_t next_idle_check;
     int64_t next_progress;
@@ -127,6 +135,7 @@ static int write_records(struct mr_pipeline *p, size_t first, size_t count,
             }
         }
         mr_counter_add(p->m_out, 1);
+        p->dirty = true;
     }
     return 0;
 }
@@ -164,6 +173,11 @@ static int find_or_add_writer(struct mr_pipeline *p, const char *topic, struct m
         return rc;
     }
     w->ready = true;
+    w->scan_from = mr_calloc(w->w.nparts, sizeof(int64_t));
+    if (w->scan_from == NULL) {
+        mr_topic_writer_fini(&w->w);
+        return MR_ERR_SET(err, MR_ENOMEM, "out of memory");
+    }
     return (int)p->nwriters++;
 }
 
@@ -327,9 +341,12 @@ static int checkpoint(struct mr_pipeline *p)
             struct mr_journal_partition_stats st;
             memset(&st, 0, sizeof(st));
             mr_journal_partition_stats(p->writers[k].topic, part, &st);
+            int64_t at = p->replaying && p->writers[k].scan_from != NULL
+                             ? p->writers[k].scan_from[part]
+                             : st.end;
             mr_state_put_bytes(&w, p->writers[k].w.topic_name, strlen(p->writers[k].w.topic_name));
             mr_state_put_u64(&w, part);
-            mr_state_put_i64(&w, st.end);
+            mr_state_put_i64(&w, at);
         }
     }
     mr_wm_snapshot(&p->wm, &w);
@@ -362,14 +379,8 @@ static int checkpoint(struct mr_pipeline *p)
         mr_err_clear(&p->err);
         return rc;
     }
-    uint64_t left = mr_dedupe_reset(&p->dedupe);
-    if (left != 0) {
-        MR_LOG_WARN(p->log_name,
-                    "%" PRIu64 " records written before the last crash were not produced again "
-                    "by the replay (an operator is not deterministic?)",
-                    left);
-    }
     mr_counter_add(p->m_checkpoints, 1);
+    p->dirty = false;
     return 0;
 }
 
@@ -469,9 +480,24 @@ static int restore(struct mr_pipeline *p, struct mr_err *err)
         struct mr_journal_partition_stats st;
         mr_journal_partition_stats(s->topic, s->partition, &st);
         s->position = p->conf->start == MR_PIPELINE_START_LATEST ? st.end : st.earliest;
+        s->replay_until = st.end; /* the crashed run cannot have read further */
+    }
+    for (size_t k = 0; k < p->nwriters; k++) {
+        for (uint32_t part = 0; part < p->writers[k].w.nparts; part++) {
+            struct mr_journal_partition_stats st;
+            mr_journal_partition_stats(p->writers[k].topic, part, &st);
+            p->writers[k].scan_from[part] = st.end;
+        }
     }
     if (rc == MR_ENOENT) {
-        return 0;
+        /* First start: checkpoint the starting point before producing anything. Otherwise a
+         * crash before the first interval would leave results in the output topics that no
+         * checkpoint knows of, and the next start would write them again. */
+        mr_err_clear(err);
+        rc = checkpoint(p);
+        return rc != 0 ? MR_ERR_SET(err, rc, "cannot write the first checkpoint of pipeline %s",
+                                    p->name)
+                       : 0;
     }
     if (rc != 0) {
         return rc;
@@ -508,6 +534,12 @@ static int restore(struct mr_pipeline *p, struct mr_err *err)
             memcpy(topic, b, bl);
             topic[bl] = '\0';
             rc = dedupe_scan(p, topic, (uint32_t)part, end);
+            for (size_t k = 0; k < p->nwriters; k++) {
+                if (strcmp(p->writers[k].w.topic_name, topic) == 0 &&
+                    part < p->writers[k].w.nparts && p->writers[k].scan_from != NULL) {
+                    p->writers[k].scan_from[part] = end;
+                }
+            }
         }
     }
     if (rc == 0) {
@@ -524,6 +556,7 @@ static int restore(struct mr_pipeline *p, struct mr_err *err)
         return MR_ERR_SET(err, rc, "cannot restore checkpoint of pipeline %s: %s", p->name,
                           p->err.msg[0] != '\0' ? p->err.msg : mr_strerror(rc));
     }
+    p->replaying = mr_dedupe_active(&p->dedupe);
     MR_LOG_INFO(p->log_name,
                 "restored checkpoint of %.1f s ago; %" PRIu64 " results already written will "
                 "not be repeated",
@@ -603,6 +636,7 @@ static int process_batch(struct mr_pipeline *p, struct source *s)
         return rc;
     }
     s->position = info.base_offset + info.last_offset_delta + 1;
+    p->dirty = true;
     return 1;
 }
 
@@ -621,6 +655,7 @@ static int run_setup(struct mr_pipeline *p, struct mr_err *err)
 {
     mr_wm_init(&p->wm, p->conf->out_of_orderness_ns, p->conf->idle_timeout_ns);
     mr_dedupe_reset(&p->dedupe);
+    p->replaying = false;
     p->sink_error = 0;
     int rc = steps_init(p, err);
     if (rc == 0) {
@@ -685,7 +720,9 @@ static void periodic(struct mr_pipeline *p, int64_t now)
     }
     if (now >= p->next_checkpoint) {
         p->next_checkpoint = now + p->conf->checkpoint_interval_ns;
-        checkpoint(p);
+        if (p->dirty) { /* an idle pipeline does not rewrite the same checkpoint */
+            checkpoint(p);
+        }
     }
     if (now >= p->next_progress) {
         if (p->next_progress != 0) {
@@ -719,6 +756,28 @@ static int poll_sources(struct mr_pipeline *p)
     return done;
 }
 
+/* The replay after a restore is over once every source passed where the crashed run could have
+ * read to; results it wrote and the replay did not produce again are forgotten then (expected
+ * after several crashes in a row: the earlier runs got further than this one started). */
+static void replay_check(struct mr_pipeline *p)
+{
+    if (!p->replaying) {
+        return;
+    }
+    for (size_t i = 0; i < p->nsources; i++) {
+        if (p->sources[i].position < p->sources[i].replay_until) {
+            return;
+        }
+    }
+    p->replaying = false;
+    uint64_t skipped = p->dedupe.dropped;
+    uint64_t left = mr_dedupe_reset(&p->dedupe);
+    MR_LOG_INFO(p->log_name,
+                "replay after restart complete: %" PRIu64 " results not written "
+                "again, %" PRIu64 " older ones not met",
+                skipped, left);
+}
+
 static bool caught_up(struct mr_pipeline *p)
 {
     return source_lag(p) == 0;
@@ -747,10 +806,12 @@ static void *pipeline_main(void *arg)
         p->next_checkpoint = now + p->conf->checkpoint_interval_ns;
         while (p->sink_error == 0) {
             bool stopping = atomic_load(&p->stop);
-            if (stopping && (!atomic_load(&p->drain) || caught_up(p))) {
-                break;
+            if (stopping && (!atomic_load(&p->drain) || caught_up(p) ||
+                             mr_clock_mono_ns() > p->drain_deadline)) {
+                break; /* what is left is replayed from the checkpoint at the next start */
             }
             int done = poll_sources(p);
+            replay_check(p);
             periodic(p, mr_clock_wall_ns());
             if (done == 0 && !stopping) {
                 mr_engine_env_wait(p->env, &seen, 20);
@@ -923,11 +984,12 @@ int mr_pipeline_start(struct mr_pipeline *p, struct mr_err *err)
     return 0;
 }
 
-void mr_pipeline_stop(struct mr_pipeline *p, bool drain)
+void mr_pipeline_stop(struct mr_pipeline *p, bool drain, int timeout_ms)
 {
     if (!p->started) {
         return;
     }
+    p->drain_deadline = mr_clock_mono_ns() + (int64_t)timeout_ms * 1000000;
     atomic_store(&p->drain, drain);
     atomic_store(&p->stop, true);
     mr_engine_env_wake(p->env);
@@ -940,11 +1002,12 @@ void mr_pipeline_destroy(struct mr_pipeline *p)
     if (p == NULL) {
         return;
     }
-    mr_pipeline_stop(p, false);
+    mr_pipeline_stop(p, false, 0);
     steps_fini(p);
     for (size_t k = 0; k < p->nwriters; k++) {
         if (p->writers[k].ready) {
             mr_topic_writer_fini(&p->writers[k].w);
+            mr_free(p->writers[k].scan_from);
         }
     }
     mr_free(p->writers);

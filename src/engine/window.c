@@ -678,6 +678,10 @@ static int run_flush(struct win_ctx *c, int disp, const struct mr_record *recs, 
     return rc;
 }
 
+/* With many keys the key lookup is a cache miss; asking for it this many records early hides
+ * most of it (measured: bench/window_throughput, 1M keys). */
+#define PREFETCH_AHEAD 8
+
 static int window_process(void *ctx, const struct mr_record *recs, size_t n, struct mr_err *err)
 {
     struct win_ctx *c = ctx;
@@ -686,6 +690,11 @@ static int window_process(void *ctx, const struct mr_record *recs, size_t n, str
     int run_disp = DISP_CONSUMED;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
+        if (i + PREFETCH_AHEAD < n) {
+            const struct mr_record *ahead = &recs[i + PREFETCH_AHEAD];
+            mr_keymap_prefetch(&c->keys, (c->by_asset ? (uint64_t)ahead->asset << 32 : 0) |
+                                             (c->by_signal ? ahead->signal : 0));
+        }
         int disp = record_handle(c, &recs[i]);
         if (disp < 0) {
             rc = disp;
