@@ -16,6 +16,7 @@
 #     records/s against "raw_write.append_sync_1MiB_records_per_s"); RESULTS.md shows the
 #     median as a percentage of that limit's median. Other stdout lines are kept in the log.
 #   - exit 0 on success.
+# bench/NOTES.md (written by hand: how to read the numbers, targets not reached) is appended.
 # Environment: MR_BENCH_RUNS (3), MR_BENCH_TIMEOUT seconds per run (900), MR_BENCH_FILTER (regex
 # on program names), MR_BENCH_OUT (directory for results.json and RESULTS.md, default bench/).
 set -euo pipefail
@@ -214,6 +215,11 @@ done <<<"$agg"
         fi
         echo "| $b | $m | $(fmt_num "$med") | $(fmt_num "$lo")–$(fmt_num "$hi") | $u | $vs |"
     done <<<"$agg"
+    # How to read the numbers, and what they do not reach yet: kept by hand in bench/NOTES.md.
+    if [[ -f $root/bench/NOTES.md ]]; then
+        echo
+        cat "$root/bench/NOTES.md"
+    fi
 } >"$out_dir/RESULTS.md"
 
 echo "bench: wrote ${out_dir#"$root"/}/results.json and ${out_dir#"$root"/}/RESULTS.md"

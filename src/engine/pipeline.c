@@ -44,7 +44,6 @@ struct source {
 struct writer {
     struct mr_topic_writer w;
     struct mr_journal_topic *topic;
-    bool ready;
     /* Per partition: where the results of the replay in progress may already be (the end saved
      * by the checkpoint that was restored). Checkpoints taken while replaying keep these, so a
      * crash during a replay still de-duplicates what the first crashed run wrote. */
@@ -68,7 +67,8 @@ struct mr_pipeline {
     struct mr_engine_env *env;
     struct source *sources;
     size_t nsources;
-    struct writer *writers; /* result topics first, then side-output topics */
+    struct writer **writers; /* result topics first, then side-output topics; each allocated
+                                 once: the journal holds a pointer to its topic writer */
     size_t nwriters;
     size_t nresults;
     struct step *steps;
@@ -120,13 +120,13 @@ static int write_records(struct mr_pipeline *p, size_t first, size_t count,
             continue;
         }
         for (size_t k = first; k < first + count; k++) {
-            int rc = mr_topic_writer_add(&p->writers[k].w, &recs[i]);
+            int rc = mr_topic_writer_add(&p->writers[k]->w, &recs[i]);
             if (rc == MR_EINVAL || rc == MR_ETOOBIG) {
                 /* This record cannot be written (an operator made something unencodable);
                  * the rest can. */
                 mr_counter_add(p->m_errors, 1);
                 MR_LOG_RL(&p->rl, MR_LOG_WARN, p->log_name, "record not written to %s: %s",
-                          p->writers[k].w.topic_name, mr_strerror(rc));
+                          p->writers[k]->w.topic_name, mr_strerror(rc));
             } else if (rc != 0) {
                 if (p->sink_error == 0) {
                     p->sink_error = rc;
@@ -151,17 +151,19 @@ static int step_emit(struct mr_operator_host *host, const struct mr_record *recs
 static int find_or_add_writer(struct mr_pipeline *p, const char *topic, struct mr_err *err)
 {
     for (size_t k = 0; k < p->nwriters; k++) {
-        if (strcmp(p->writers[k].w.topic_name, topic) == 0) {
+        if (strcmp(p->writers[k]->w.topic_name, topic) == 0) {
             return (int)k;
         }
     }
-    struct writer *nw = mr_realloc(p->writers, (p->nwriters + 1) * sizeof(*nw));
-    if (nw == NULL) {
+    struct writer **nw = mr_realloc(p->writers, (p->nwriters + 1) * sizeof(*nw));
+    struct writer *w = mr_calloc(1, sizeof(*w));
+    if (nw != NULL) {
+        p->writers = nw;
+    }
+    if (nw == NULL || w == NULL) {
+        mr_free(w);
         return MR_ERR_SET(err, MR_ENOMEM, "out of memory");
     }
-    p->writers = nw;
-    struct writer *w = &p->writers[p->nwriters];
-    memset(w, 0, sizeof(*w));
     int rc = mr_engine_topic(p->env, topic, &w->topic, err);
     if (rc == 0) {
         rc = mr_topic_writer_init(&w->w, w->topic, p->env->names, SINK_BATCH_BYTES);
@@ -170,14 +172,16 @@ static int find_or_add_writer(struct mr_pipeline *p, const char *topic, struct m
         }
     }
     if (rc != 0) {
+        mr_free(w);
         return rc;
     }
-    w->ready = true;
     w->scan_from = mr_calloc(w->w.nparts, sizeof(int64_t));
     if (w->scan_from == NULL) {
         mr_topic_writer_fini(&w->w);
+        mr_free(w);
         return MR_ERR_SET(err, MR_ENOMEM, "out of memory");
     }
+    p->writers[p->nwriters] = w;
     return (int)p->nwriters++;
 }
 
@@ -304,7 +308,7 @@ static int sync_writers(struct mr_pipeline *p)
 {
     int first = p->sink_error;
     for (size_t k = 0; k < p->nwriters; k++) {
-        int rc = mr_topic_writer_sync(&p->writers[k].w);
+        int rc = mr_topic_writer_sync(&p->writers[k]->w);
         if (rc != 0 && first == 0) {
             first = rc;
         }
@@ -333,18 +337,19 @@ static int checkpoint(struct mr_pipeline *p)
     }
     uint64_t nparts = 0;
     for (size_t k = 0; k < p->nwriters; k++) {
-        nparts += p->writers[k].w.nparts;
+        nparts += p->writers[k]->w.nparts;
     }
     mr_state_put_u64(&w, nparts);
     for (size_t k = 0; k < p->nwriters; k++) {
-        for (uint32_t part = 0; part < p->writers[k].w.nparts; part++) {
+        for (uint32_t part = 0; part < p->writers[k]->w.nparts; part++) {
             struct mr_journal_partition_stats st;
             memset(&st, 0, sizeof(st));
-            mr_journal_partition_stats(p->writers[k].topic, part, &st);
-            int64_t at = p->replaying && p->writers[k].scan_from != NULL
-                             ? p->writers[k].scan_from[part]
+            mr_journal_partition_stats(p->writers[k]->topic, part, &st);
+            int64_t at = p->replaying && p->writers[k]->scan_from != NULL
+                             ? p->writers[k]->scan_from[part]
                              : st.end;
-            mr_state_put_bytes(&w, p->writers[k].w.topic_name, strlen(p->writers[k].w.topic_name));
+            mr_state_put_bytes(&w, p->writers[k]->w.topic_name,
+                               strlen(p->writers[k]->w.topic_name));
             mr_state_put_u64(&w, part);
             mr_state_put_i64(&w, at);
         }
@@ -483,10 +488,10 @@ static int restore(struct mr_pipeline *p, struct mr_err *err)
         s->replay_until = st.end; /* the crashed run cannot have read further */
     }
     for (size_t k = 0; k < p->nwriters; k++) {
-        for (uint32_t part = 0; part < p->writers[k].w.nparts; part++) {
+        for (uint32_t part = 0; part < p->writers[k]->w.nparts; part++) {
             struct mr_journal_partition_stats st;
-            mr_journal_partition_stats(p->writers[k].topic, part, &st);
-            p->writers[k].scan_from[part] = st.end;
+            mr_journal_partition_stats(p->writers[k]->topic, part, &st);
+            p->writers[k]->scan_from[part] = st.end;
         }
     }
     if (rc == MR_ENOENT) {
@@ -535,9 +540,9 @@ static int restore(struct mr_pipeline *p, struct mr_err *err)
             topic[bl] = '\0';
             rc = dedupe_scan(p, topic, (uint32_t)part, end);
             for (size_t k = 0; k < p->nwriters; k++) {
-                if (strcmp(p->writers[k].w.topic_name, topic) == 0 &&
-                    part < p->writers[k].w.nparts && p->writers[k].scan_from != NULL) {
-                    p->writers[k].scan_from[part] = end;
+                if (strcmp(p->writers[k]->w.topic_name, topic) == 0 &&
+                    part < p->writers[k]->w.nparts && p->writers[k]->scan_from != NULL) {
+                    p->writers[k]->scan_from[part] = end;
                 }
             }
         }
@@ -547,6 +552,18 @@ static int restore(struct mr_pipeline *p, struct mr_err *err)
     }
     if (rc == 0) {
         rc = restore_steps(p, &r);
+        if (rc != 0 && r.err == 0) {
+            /* An operator refused its saved state, typically because its settings changed
+             * (a reload with another window size). Waiting would not help: start the operators
+             * fresh and go on from the saved offsets. */
+            MR_LOG_WARN(p->log_name,
+                        "saved operator state does not fit the current settings "
+                        "(%s): discarded; reading resumes where it stopped",
+                        p->err.msg[0] != '\0' ? p->err.msg : mr_strerror(rc));
+            mr_err_clear(&p->err);
+            steps_fini(p);
+            rc = steps_init(p, err);
+        }
     }
     if (rc == 0 && r.err != 0) {
         rc = r.err;
@@ -689,10 +706,10 @@ static void run_teardown(struct mr_pipeline *p)
     steps_fini(p);
     /* What is queued was written or failed; either way wait for the acks. */
     for (size_t k = 0; k < p->nwriters; k++) {
-        mr_topic_writer_sync(&p->writers[k].w);
-        p->writers[k].w.first_error = 0;
-        for (uint32_t part = 0; part < p->writers[k].w.nparts; part++) {
-            mr_batch_builder_reset(&p->writers[k].w.builders[part]);
+        mr_topic_writer_sync(&p->writers[k]->w);
+        p->writers[k]->w.first_error = 0;
+        for (uint32_t part = 0; part < p->writers[k]->w.nparts; part++) {
+            mr_batch_builder_reset(&p->writers[k]->w.builders[part]);
         }
     }
     mr_wm_fini(&p->wm);
@@ -748,7 +765,7 @@ static int poll_sources(struct mr_pipeline *p)
         }
     }
     for (size_t k = 0; k < p->nwriters && p->sink_error == 0; k++) {
-        int rc = mr_topic_writer_flush(&p->writers[k].w);
+        int rc = mr_topic_writer_flush(&p->writers[k]->w);
         if (rc != 0) {
             p->sink_error = rc;
         }
@@ -1005,10 +1022,9 @@ void mr_pipeline_destroy(struct mr_pipeline *p)
     mr_pipeline_stop(p, false, 0);
     steps_fini(p);
     for (size_t k = 0; k < p->nwriters; k++) {
-        if (p->writers[k].ready) {
-            mr_topic_writer_fini(&p->writers[k].w);
-            mr_free(p->writers[k].scan_from);
-        }
+        mr_topic_writer_fini(&p->writers[k]->w);
+        mr_free(p->writers[k]->scan_from);
+        mr_free(p->writers[k]);
     }
     mr_free(p->writers);
     mr_free(p->sources);
