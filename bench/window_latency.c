@@ -82,7 +82,7 @@ static void *reader(void *arg)
             const char *t = strstr(line, "\"time\":\"");
             int64_t end;
             if (a != NULL && t != NULL) {
-                int asset = atoi(a + strlen("\"asset\":\"bench/m"));
+                int asset = (int)strtol(a + strlen("\"asset\":\"bench/m"), NULL, 10);
                 const char *q = strchr(t + 8, '"');
                 if (q != NULL && asset >= 0 && asset < ASSETS &&
                     mr_time_parse_rfc3339(t + 8, (size_t)(q - t - 8), &end) == 0) {

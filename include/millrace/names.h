@@ -31,4 +31,16 @@ mr_name_id mr_names_find(const struct mr_names *names, const char *s, size_t len
 const char *mr_names_str(const struct mr_names *names, mr_name_id id, size_t *len);
 uint32_t mr_names_count(const struct mr_names *names);
 
+/* A small cache in front of mr_names_intern for one thread that decodes the same few names over
+ * and over (a pipeline reading records of a few hundred assets): a hit costs a length check and a
+ * memcmp against the interned string instead of hashing. Direct-mapped on a fingerprint of
+ * length and three bytes; a miss interns as usual and takes the slot. Zero-initialise. */
+#define MR_NAMES_MEMO_SLOTS 256
+struct mr_names_memo {
+    mr_name_id id[MR_NAMES_MEMO_SLOTS];
+};
+/* mr_names_intern through memo (memo may be NULL). */
+int mr_names_intern_memo(struct mr_names *names, struct mr_names_memo *memo, const char *s,
+                         size_t len, mr_name_id *id);
+
 #endif

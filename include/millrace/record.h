@@ -97,6 +97,10 @@ long mr_record_encode(const struct mr_record *rec, const struct mr_names *names,
  * when the names table is full, MR_ENOMEM). Never reads past len. */
 int mr_record_decode(struct mr_record *rec, struct mr_names *names, const uint8_t *in, size_t len,
                      struct mr_err *err);
+/* The same, interning through a per-thread memo (names.h) so that a stream of records of the same
+ * few assets and signals costs no hashing. memo may be NULL. */
+int mr_record_decode_memo(struct mr_record *rec, struct mr_names *names, struct mr_names_memo *memo,
+                          const uint8_t *in, size_t len, struct mr_err *err);
 
 /* Write rec as one JSON object (no newline) into out (cap bytes), NUL-terminated.
  * Returns the length written (excluding NUL), MR_ETOOBIG, or MR_EINVAL for an invalid record.

@@ -413,3 +413,28 @@ uint32_t mr_names_count(const struct mr_names *names)
     }
     return atomic_load_explicit(&((struct mr_names *)names)->count, memory_order_acquire);
 }
+
+int mr_names_intern_memo(struct mr_names *names, struct mr_names_memo *memo, const char *s,
+                         size_t len, mr_name_id *id)
+{
+    if (memo == NULL || len == 0) {
+        return mr_names_intern(names, s, len, id);
+    }
+    uint32_t slot = ((uint32_t)len * 31u + (uint8_t)s[0] + (uint8_t)s[len - 1] * 7u +
+                     (uint8_t)s[len / 2] * 13u) &
+                    (MR_NAMES_MEMO_SLOTS - 1);
+    mr_name_id cached = memo->id[slot];
+    if (cached != 0) {
+        size_t have = 0;
+        const char *str = mr_names_str(names, cached, &have);
+        if (str != NULL && have == len && memcmp(str, s, len) == 0) {
+            *id = cached;
+            return 0;
+        }
+    }
+    int rc = mr_names_intern(names, s, len, id);
+    if (rc == 0) {
+        memo->id[slot] = *id;
+    }
+    return rc;
+}

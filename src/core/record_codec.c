@@ -465,15 +465,15 @@ static int decode_header(struct cursor *c, struct mr_record *r)
 /* Interns the names only once the whole record has been validated, so corrupt input does not
  * fill the names table with garbage. */
 static int intern_names(struct cursor *c, struct mr_record *r, struct mr_names *names,
-                        const struct span *asset, const struct span *signal,
-                        const struct span *keys)
+                        struct mr_names_memo *memo, const struct span *asset,
+                        const struct span *signal, const struct span *keys)
 {
-    int rc = mr_names_intern(names, asset->ptr, asset->len, &r->asset);
+    int rc = mr_names_intern_memo(names, memo, asset->ptr, asset->len, &r->asset);
     if (rc == 0) {
-        rc = mr_names_intern(names, signal->ptr, signal->len, &r->signal);
+        rc = mr_names_intern_memo(names, memo, signal->ptr, signal->len, &r->signal);
     }
     for (uint16_t i = 0; rc == 0 && i < r->ntags; i++) {
-        rc = mr_names_intern(names, keys[i].ptr, keys[i].len, &r->tags[i].key);
+        rc = mr_names_intern_memo(names, memo, keys[i].ptr, keys[i].len, &r->tags[i].key);
         for (uint16_t j = 0; rc == 0 && j < i; j++) {
             if (r->tags[j].key == r->tags[i].key) {
                 return MR_ERR_SET(c->err, MR_ECORRUPT, "record: duplicate tag key \"%.*s\"",
@@ -489,6 +489,12 @@ static int intern_names(struct cursor *c, struct mr_record *r, struct mr_names *
 
 int mr_record_decode(struct mr_record *rec, struct mr_names *names, const uint8_t *in, size_t len,
                      struct mr_err *err)
+{
+    return mr_record_decode_memo(rec, names, NULL, in, len, err);
+}
+
+int mr_record_decode_memo(struct mr_record *rec, struct mr_names *names, struct mr_names_memo *memo,
+                          const uint8_t *in, size_t len, struct mr_err *err)
 {
     struct cursor c = {.in = in, .len = len, .pos = 0, .err = err};
     struct mr_record r;
@@ -512,7 +518,7 @@ int mr_record_decode(struct mr_record *rec, struct mr_names *names, const uint8_
         return MR_ERR_SET(err, MR_ECORRUPT, "record: %zu trailing bytes at byte %zu", len - c.pos,
                           c.pos);
     }
-    rc = intern_names(&c, &r, names, &asset, &signal, keys);
+    rc = intern_names(&c, &r, names, memo, &asset, &signal, keys);
     if (rc != 0) {
         return rc;
     }

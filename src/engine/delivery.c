@@ -40,6 +40,7 @@ struct mr_delivery {
     struct dsource *sources;
     size_t nsources;
     struct mr_record *recs;
+    struct mr_names_memo memo;
     struct mr_log_ratelimit rl;
     pthread_t thread;
     bool started;
@@ -144,8 +145,8 @@ static int deliver_batch(struct mr_delivery *d, struct dsource *s)
         if (br.offset < s->position || br.value_len <= 0) {
             continue;
         }
-        if (mr_record_decode(&d->recs[n], d->env->names, br.value, (size_t)br.value_len, NULL) !=
-            0) {
+        if (mr_record_decode_memo(&d->recs[n], d->env->names, &d->memo, br.value,
+                                  (size_t)br.value_len, NULL) != 0) {
             continue; /* not a millrace record (appended raw): nothing an output can render */
         }
         if (++n == CHUNK) {

@@ -78,6 +78,7 @@ struct mr_pipeline {
     struct mr_dedupe dedupe;
     bool replaying; /* after a restore, until every source passed its replay_until */
     struct mr_name_hashes hashes;
+    struct mr_names_memo memo; /* decoding without hashing names per record */
     struct mr_record *recs;
     struct mr_err err;
     struct mr_log_ratelimit rl;
@@ -633,7 +634,8 @@ static int process_batch(struct mr_pipeline *p, struct source *s)
         struct mr_record *rec = &p->recs[n];
         struct mr_err e;
         if (br.value_len <= 0 || !is_mr_record(&br) ||
-            mr_record_decode(rec, p->env->names, br.value, (size_t)br.value_len, &e) != 0) {
+            mr_record_decode_memo(rec, p->env->names, &p->memo, br.value, (size_t)br.value_len,
+                                  &e) != 0) {
             mr_counter_add(p->m_errors, 1);
             MR_LOG_RL(&p->rl, MR_LOG_WARN, p->log_name,
                       "%s[%u] offset %" PRId64 ": not a millrace record, skipped", s->topic_name,

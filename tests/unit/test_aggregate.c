@@ -1,8 +1,8 @@
 /* Window aggregates (src/engine/aggregate.c) against naive references and published values:
  *  - every aggregate on random data of several shapes, added one by one, as f32 blocks and as
  *    merged parts (the panes of hopping windows), against a long double two-pass reference;
- *  - NIST StRD univariate summary statistics (all files in ../shared/datasets, or
- *    $MR_DATASETS): certified mean and sample standard deviation;
+ *  - NIST StRD univariate summary statistics (all files in tests/data/nist_strd_univariate,
+ *    a copy of ../shared/datasets, or $MR_DATASETS): certified mean and sample standard deviation;
  *  - the percentile sketch: exact up to MR_QSKETCH_CAP samples, rank error bounds beyond;
  *  - non-finite samples are skipped, undefined results say so, checkpoints round-trip. */
 #include <setjmp.h>
@@ -402,10 +402,12 @@ static int name_cmp(const void *a, const void *b)
 
 static size_t nist_all(struct nist *sets, size_t cap)
 {
+    /* The files are public domain (NIST) and small, so a copy travels with the tests
+     * (tests/data, see its SOURCE.md); MR_DATASETS points at another copy. */
     char dir[512];
     const char *env = getenv("MR_DATASETS");
     snprintf(dir, sizeof(dir), "%s/nist_strd_univariate",
-             env != NULL && env[0] != '\0' ? env : "../shared/datasets");
+             env != NULL && env[0] != '\0' ? env : "tests/data");
     DIR *d = opendir(dir);
     if (d == NULL) {
         fail_msg("NIST StRD data not found in %s (set MR_DATASETS)", dir);

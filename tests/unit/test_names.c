@@ -369,9 +369,36 @@ static void test_lookups_race_inserts(void **state)
     free(r);
 }
 
+/* The memo must give the same ids as the table, also when names collide in its slots. */
+static void test_intern_memo_matches_table(void **state)
+{
+    (void)state;
+    struct mr_names *names;
+    assert_int_equal(mr_names_create(&names, 100000, 1 << 22), 0);
+    struct mr_names_memo memo;
+    memset(&memo, 0, sizeof(memo));
+    char buf[64];
+    uint64_t x = 7;
+    for (int i = 0; i < 20000; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        int len =
+            snprintf(buf, sizeof(buf), "plant/line%d/m%d", (int)(x >> 60), (int)((x >> 33) % 700));
+        mr_name_id a = 0, b = 0;
+        assert_int_equal(mr_names_intern_memo(names, &memo, buf, (size_t)len, &a), 0);
+        assert_int_equal(mr_names_intern(names, buf, (size_t)len, &b), 0);
+        assert_int_equal(a, b);
+    }
+    mr_name_id id = 0;
+    assert_int_equal(mr_names_intern_memo(names, NULL, "x", 1, &id), 0);
+    assert_int_equal(id, mr_names_find(names, "x", 1));
+    assert_int_equal(mr_names_intern_memo(names, &memo, "", 0, &id), MR_EINVAL);
+    mr_names_destroy(names);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_intern_memo_matches_table),
         cmocka_unit_test(test_create_rejects_bad_arguments),
         cmocka_unit_test(test_intern_find_str),
         cmocka_unit_test(test_dedup_and_unterminated_input),
