@@ -26,7 +26,7 @@
  *
  * Pacing: a timer on the host's loop. With speed > 0 it fires every PACE_MS and generates
  * everything up to simulated now = start + elapsed x speed; with speed 0 it generates batch
- * after batch and yields to the loop (a 0 ms timer) after BUDGET_NS of work, so other handles
+ * after batch and yields to the loop (a 1 ms timer) after BUDGET_NS of work, so other handles
  * on the loop keep running. A batch the host refuses with MR_EAGAIN is kept and offered again
  * after RETRY_MS; generation waits for it, so back-pressure never loses a record. With a
  * duration, the input calls host->ended(0) once the last record is accepted. */
@@ -145,7 +145,9 @@ static void tick(struct sim_ctx *c)
             return;
         }
         if (mr_clock_mono_ns() >= deadline) {
-            schedule(c, 0);
+            /* 1 ms, not 0: libuv runs a timer re-armed with 0 from its own callback again in the
+             * same pass, so the loop would never poll and signals (SIGTERM) would wait forever. */
+            schedule(c, 1);
             return;
         }
     }
