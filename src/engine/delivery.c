@@ -50,6 +50,7 @@ struct mr_delivery {
     bool failed;
     struct mr_counter *m_delivered;
     struct mr_counter *m_retries;
+    struct mr_counter *m_skipped;
     struct mr_gauge *m_lag;
 };
 
@@ -145,9 +146,15 @@ static int deliver_batch(struct mr_delivery *d, struct dsource *s)
         if (br.offset < s->position || br.value_len <= 0) {
             continue;
         }
+        struct mr_err e;
         if (mr_record_decode_memo(&d->recs[n], d->env->names, &d->memo, br.value,
-                                  (size_t)br.value_len, NULL) != 0) {
-            continue; /* not a millrace record (appended raw): nothing an output can render */
+                                  (size_t)br.value_len, &e) != 0) {
+            /* Not a millrace record (appended raw with `journal append`): nothing an output
+             * can render. Counted and named, then passed over. */
+            mr_counter_add(d->m_skipped, 1);
+            MR_LOG_RL(&d->rl, MR_LOG_WARN, d->host.name, "%s[%u] offset %" PRId64 " skipped: %s",
+                      mr_journal_topic_name(s->topic), s->partition, br.offset, e.msg);
+            continue;
         }
         if (++n == CHUNK) {
             if (!deliver(d, d->recs, n)) {
@@ -263,6 +270,12 @@ int mr_delivery_create(struct mr_delivery **out, struct mr_engine_env *env,
             rc = mr_metrics_counter(env->metrics, "millrace_output_retries_total",
                                     "Times an output asked for a batch to be retried.", labels,
                                     &d->m_retries);
+        }
+        if (rc == 0) {
+            rc = mr_metrics_counter(env->metrics, "millrace_output_skipped_total",
+                                    "Records in an output's topics that are not millrace records "
+                                    "and were passed over.",
+                                    labels, &d->m_skipped);
         }
         if (rc == 0) {
             rc = mr_metrics_gauge(env->metrics, "millrace_output_lag_records",
