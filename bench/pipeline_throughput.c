@@ -141,7 +141,7 @@ static double run(const char *dir, size_t n, uint32_t keys)
     }
     int64_t ns = mr_clock_mono_ns() - start;
     uint64_t got = records_in(e);
-    mr_engine_stop(e, 0, NULL, NULL); /* no inputs: completes at once */
+    mr_engine_stop(e, 0, false, NULL, NULL); /* no inputs: completes at once */
     uv_run(&loop, UV_RUN_DEFAULT);
     mr_engine_destroy(e);
     uv_loop_close(&loop);

@@ -9,6 +9,7 @@
 #ifndef MILLRACE_ENGINE_H
 #define MILLRACE_ENGINE_H
 
+#include <stdbool.h>
 #include <uv.h>
 
 #include "millrace/config.h"
@@ -26,8 +27,14 @@ int mr_engine_create(struct mr_engine **out, struct mr_config *cfg, uv_loop_t *l
 int mr_engine_start(struct mr_engine *e, struct mr_err *err);
 /* Orderly stop: inputs stop and everything they emitted becomes durable; pipelines process
  * what reached their topics and checkpoint; outputs deliver what is waiting (up to
- * drain_timeout_ms); then done(arg) runs on the loop. */
-void mr_engine_stop(struct mr_engine *e, int drain_timeout_ms, void (*done)(void *arg), void *arg);
+ * drain_timeout_ms); then done(arg) runs on the loop. final: the inputs are finished for good
+ * (bounded inputs such as a file reached their end): pipelines process everything, then move
+ * every watermark to the end of time so every window closes, before they checkpoint. */
+void mr_engine_stop(struct mr_engine *e, int drain_timeout_ms, bool final, void (*done)(void *arg),
+                    void *arg);
+/* cb(arg, status) runs on the loop once every input has ended on its own (end of data: status
+ * 0; otherwise the first error). Not called for a configuration without inputs. */
+void mr_engine_on_inputs_done(struct mr_engine *e, void (*cb)(void *arg, int status), void *arg);
 /* Apply a new configuration (takes ownership of cfg on success): parts whose settings are
  * unchanged keep running; changed ones are stopped (pipelines checkpoint first) and started
  * again with the new settings; removed ones stop; new ones start. Journal settings apply at

@@ -12,6 +12,8 @@
 #include "millrace/http_metrics.h"
 #include "millrace/log.h"
 
+#define FINAL_DRAIN_MS (24 * 3600 * 1000)
+
 struct run {
     const struct mr_run_options *o;
     uv_loop_t loop;
@@ -81,7 +83,7 @@ static void http_start(struct run *r)
     MR_LOG_INFO("run", "metrics at http://%s:%d/metrics", host, mr_http_metrics_port(r->http));
 }
 
-static void request_stop(struct run *r, const char *why)
+static void request_stop_mode(struct run *r, const char *why, bool final)
 {
     if (r->stopping) {
         MR_LOG_WARN("run",
@@ -93,7 +95,25 @@ static void request_stop(struct run *r, const char *why)
     r->stopping = 1;
     MR_LOG_INFO("run", "%s: stopping (inputs, then pipelines checkpoint, then outputs drain)", why);
     uv_timer_stop(&r->duration);
-    mr_engine_stop(r->engine, r->o->drain_timeout_ms, stopped, r);
+    /* Finished inputs: everything they produced must come out, however long that takes (a
+     * second signal still stops at once). */
+    mr_engine_stop(r->engine, final ? FINAL_DRAIN_MS : r->o->drain_timeout_ms, final, stopped, r);
+}
+
+static void request_stop(struct run *r, const char *why)
+{
+    request_stop_mode(r, why, false);
+}
+
+/* Every input ended on its own (a file read to its end): close all windows, deliver, exit. */
+static void on_inputs_done(void *arg, int status)
+{
+    struct run *r = arg;
+    if (status != 0) {
+        r->exit_code = 1;
+    }
+    request_stop_mode(r, status == 0 ? "every input reached its end" : "every input has stopped",
+                      true);
 }
 
 static void on_reloaded(void *arg, int status)
@@ -155,12 +175,13 @@ int mr_run_config(const struct mr_run_options *o)
     mr_err_clear(&err);
     int rc = mr_engine_create(&r->engine, cfg, &r->loop, &err);
     if (rc == 0) {
+        mr_engine_on_inputs_done(r->engine, on_inputs_done, r);
         rc = mr_engine_start(r->engine, &err);
         if (rc != 0) {
             fprintf(stderr, "millrace: %s\n", err.msg);
             r->exit_code = 1;
             r->stopping = 1;
-            mr_engine_stop(r->engine, 0, NULL, NULL);
+            mr_engine_stop(r->engine, 0, false, NULL, NULL);
         }
     } else {
         fprintf(stderr, "millrace: %s\n", err.msg);

@@ -1,4 +1,5 @@
 /* The engine: builds, starts, stops and reloads the parts of a configuration (engine.h). */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -51,6 +52,12 @@ struct mr_engine {
     void *stop_arg;
     void (*reload_done)(void *arg, int status);
     void *reload_arg;
+    bool final;
+    /* every input ended on its own */
+    void (*inputs_done)(void *arg, int status);
+    void *inputs_done_arg;
+    size_t inputs_ended;
+    int inputs_status;
 };
 
 /* ---- shared helpers (engine_internal.h) ---- */
@@ -77,6 +84,8 @@ void mr_engine_env_wake(struct mr_engine_env *env)
     pthread_cond_broadcast(&env->data_cv);
     pthread_mutex_unlock(&env->data_mu);
 }
+
+static void input_ended(struct mr_engine_env *env, int status);
 
 static void on_commit(void *arg, struct mr_journal_topic *topic, uint32_t partition,
                       int64_t end_offset)
@@ -275,6 +284,7 @@ int mr_engine_create(struct mr_engine **out, struct mr_config *cfg, uv_loop_t *l
     pthread_cond_init(&e->env.data_cv, NULL);
     e->env.cfg = cfg;
     e->env.journal_dir = cfg->journal.dir;
+    e->env.input_ended = input_ended;
     int rc = mr_names_create(&e->env.names, 1u << 22, 256u << 20);
     if (rc == 0) {
         rc = mr_metrics_create(&e->env.metrics);
@@ -325,7 +335,7 @@ int mr_engine_start(struct mr_engine *e, struct mr_err *err)
 
 /* Pipelines in an order where a pipeline stops after those that write its topics, so a drain
  * sees everything upstream produced. */
-static void pipelines_stop_ordered(struct parts *ps, bool drain, int timeout_ms)
+static void pipelines_stop_ordered(struct parts *ps, bool drain, bool final, int timeout_ms)
 {
     bool *stopped = mr_calloc(ps->npipes + 1, sizeof(bool));
     for (size_t round = 0; round < ps->npipes; round++) {
@@ -347,7 +357,7 @@ static void pipelines_stop_ordered(struct parts *ps, bool drain, int timeout_ms)
                 }
             }
             if (!upstream_running) {
-                mr_pipeline_stop(ps->pipes[i].p, drain, timeout_ms);
+                mr_pipeline_stop(ps->pipes[i].p, drain, final, timeout_ms);
                 if (stopped != NULL) {
                     stopped[i] = true;
                 }
@@ -356,7 +366,7 @@ static void pipelines_stop_ordered(struct parts *ps, bool drain, int timeout_ms)
     }
     for (size_t i = 0; i < ps->npipes; i++) {
         if (ps->pipes[i].p != NULL) {
-            mr_pipeline_stop(ps->pipes[i].p, drain, timeout_ms);
+            mr_pipeline_stop(ps->pipes[i].p, drain, final, timeout_ms);
         }
     }
     mr_free(stopped);
@@ -364,7 +374,7 @@ static void pipelines_stop_ordered(struct parts *ps, bool drain, int timeout_ms)
 
 static void after_inputs_stopped(struct mr_engine *e)
 {
-    pipelines_stop_ordered(&e->cur, true, e->drain_ms);
+    pipelines_stop_ordered(&e->cur, true, e->final, e->drain_ms);
     for (size_t i = 0; i < e->cur.noutputs; i++) {
         if (e->cur.outputs[i].d != NULL) {
             mr_delivery_stop(e->cur.outputs[i].d, true, e->drain_ms);
@@ -384,9 +394,29 @@ static void input_stopped(void *arg)
     }
 }
 
-void mr_engine_stop(struct mr_engine *e, int drain_timeout_ms, void (*done)(void *arg), void *arg)
+void mr_engine_on_inputs_done(struct mr_engine *e, void (*cb)(void *arg, int status), void *arg)
+{
+    e->inputs_done = cb;
+    e->inputs_done_arg = arg;
+}
+
+/* The parts only know the env they were given; the engine around it is found from its offset. */
+static void input_ended(struct mr_engine_env *env, int status)
+{
+    struct mr_engine *e = (struct mr_engine *)((char *)env - offsetof(struct mr_engine, env));
+    if (status != 0 && e->inputs_status == 0) {
+        e->inputs_status = status;
+    }
+    if (++e->inputs_ended == e->cur.ninputs && e->inputs_done != NULL) {
+        e->inputs_done(e->inputs_done_arg, e->inputs_status);
+    }
+}
+
+void mr_engine_stop(struct mr_engine *e, int drain_timeout_ms, bool final, void (*done)(void *arg),
+                    void *arg)
 {
     e->drain_ms = drain_timeout_ms;
+    e->final = final;
     e->stop_done = done;
     e->stop_arg = arg;
     e->inputs_pending = 1; /* held until every input is asked, so none can finish the stop */
@@ -465,7 +495,7 @@ static void reload_finish(struct mr_engine *e)
 {
     /* Replaced inputs are stopped (their records durable); replaced pipelines checkpoint as
      * they stop, so their successors resume exactly there. */
-    pipelines_stop_ordered(&e->old, false, 0);
+    pipelines_stop_ordered(&e->old, false, false, 0);
     for (size_t i = 0; i < e->old.noutputs; i++) {
         if (e->old.outputs[i].d != NULL) {
             mr_delivery_stop(e->old.outputs[i].d, false, 0);
@@ -485,6 +515,10 @@ static void reload_finish(struct mr_engine *e)
     }
     for (size_t i = 0; rc == 0 && i < e->cur.ninputs; i++) {
         rc = mr_ingest_start(e->cur.inputs[i].in, &err);
+    }
+    e->inputs_ended = 0;
+    for (size_t i = 0; i < e->cur.ninputs; i++) {
+        e->inputs_ended += e->cur.inputs[i].in != NULL && mr_ingest_ended(e->cur.inputs[i].in);
     }
     if (rc != 0) {
         MR_LOG_ERROR(LOG_NAME, "reload: %s", err.msg);

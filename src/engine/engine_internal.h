@@ -32,6 +32,8 @@ struct mr_engine_env {
     struct mr_names *names;
     struct mr_metrics *metrics;
     const struct mr_config *cfg; /* the configuration the part was started with */
+    /* An input reached its end (status 0) or failed: called on the loop thread. */
+    void (*input_ended)(struct mr_engine_env *env, int status);
     /* New data in the journal: pipelines and outputs wait on this instead of polling. */
     pthread_mutex_t data_mu;
     pthread_cond_t data_cv;
@@ -59,8 +61,10 @@ int mr_pipeline_create(struct mr_pipeline **out, struct mr_engine_env *env, cons
                        const struct mr_pipeline_conf *conf, struct mr_err *err);
 int mr_pipeline_start(struct mr_pipeline *p, struct mr_err *err);
 /* drain: first process what is already in the source topics, for at most timeout_ms (the rest
- * is replayed from the checkpoint at the next start). Then checkpoint and join. */
-void mr_pipeline_stop(struct mr_pipeline *p, bool drain, int timeout_ms);
+ * is replayed from the checkpoint at the next start). final (with drain, once caught up): the
+ * inputs are finished for good, so every source's watermark moves to the end of time and every
+ * window closes. Then checkpoint and join. */
+void mr_pipeline_stop(struct mr_pipeline *p, bool drain, bool final, int timeout_ms);
 void mr_pipeline_destroy(struct mr_pipeline *p);
 const char *mr_pipeline_name(const struct mr_pipeline *p);
 
@@ -83,5 +87,7 @@ int mr_ingest_start(struct mr_ingest *in, struct mr_err *err);
  * emitted is durable in the journal. */
 void mr_ingest_stop(struct mr_ingest *in, void (*done)(void *arg), void *arg);
 void mr_ingest_destroy(struct mr_ingest *in);
+/* The input ended on its own (end of data or an error). */
+bool mr_ingest_ended(const struct mr_ingest *in);
 
 #endif

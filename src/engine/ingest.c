@@ -24,6 +24,7 @@ struct mr_ingest {
     bool started; /* start called: stop owed */
     bool stopping;
     bool handles_closed;
+    bool ended_reported;
     struct mr_journal_topic *topic;
     struct mr_topic_writer writer;
     bool writer_ready;
@@ -56,10 +57,17 @@ static int ingest_emit(struct mr_input_host *host, const struct mr_record *recs,
 
 static void ingest_ended(struct mr_input_host *host, int status)
 {
+    struct mr_ingest *in = host->arg;
     if (status == 0) {
         MR_LOG_INFO(host->name, "input finished (end of data)");
     } else {
         MR_LOG_ERROR(host->name, "input stopped: %s", mr_strerror(status));
+    }
+    if (!in->ended_reported) {
+        in->ended_reported = true;
+        if (in->env->input_ended != NULL) {
+            in->env->input_ended(in->env, status);
+        }
     }
 }
 
@@ -179,4 +187,9 @@ void mr_ingest_destroy(struct mr_ingest *in)
         mr_topic_writer_fini(&in->writer);
     }
     mr_free(in);
+}
+
+bool mr_ingest_ended(const struct mr_ingest *in)
+{
+    return in->ended_reported;
 }

@@ -86,6 +86,7 @@ struct mr_pipeline {
     bool started;
     atomic_bool stop;
     atomic_bool drain;
+    atomic_bool final;      /* with drain: close every window once caught up */
     int64_t drain_deadline; /* monotonic ns; set before stop is raised */
     bool dirty;             /* processed or wrote something since the last checkpoint */
     int sink_error;         /* first failed write since the last restore */
@@ -825,6 +826,17 @@ static void *pipeline_main(void *arg)
         p->next_checkpoint = now + p->conf->checkpoint_interval_ns;
         while (p->sink_error == 0) {
             bool stopping = atomic_load(&p->stop);
+            if (stopping && atomic_load(&p->drain) && atomic_load(&p->final) && caught_up(p)) {
+                /* Bounded inputs are finished: nothing older can arrive, close everything. */
+                mr_wm_finish(&p->wm, advance_cb, p);
+                for (size_t k = 0; k < p->nwriters && p->sink_error == 0; k++) {
+                    int frc = mr_topic_writer_flush(&p->writers[k]->w);
+                    if (frc != 0) {
+                        p->sink_error = frc;
+                    }
+                }
+                break;
+            }
             if (stopping && (!atomic_load(&p->drain) || caught_up(p) ||
                              mr_clock_mono_ns() > p->drain_deadline)) {
                 break; /* what is left is replayed from the checkpoint at the next start */
@@ -937,6 +949,7 @@ int mr_pipeline_create(struct mr_pipeline **out, struct mr_engine_env *env, cons
     snprintf(p->log_name, sizeof(p->log_name), "pipelines.%s", name);
     atomic_init(&p->stop, false);
     atomic_init(&p->drain, false);
+    atomic_init(&p->final, false);
     int rc = register_metrics(p);
     if (rc != 0) {
         MR_ERR_SET(err, rc, "pipeline %s: cannot register metrics", name);
@@ -1003,12 +1016,13 @@ int mr_pipeline_start(struct mr_pipeline *p, struct mr_err *err)
     return 0;
 }
 
-void mr_pipeline_stop(struct mr_pipeline *p, bool drain, int timeout_ms)
+void mr_pipeline_stop(struct mr_pipeline *p, bool drain, bool final, int timeout_ms)
 {
     if (!p->started) {
         return;
     }
     p->drain_deadline = mr_clock_mono_ns() + (int64_t)timeout_ms * 1000000;
+    atomic_store(&p->final, final);
     atomic_store(&p->drain, drain);
     atomic_store(&p->stop, true);
     mr_engine_env_wake(p->env);
@@ -1021,7 +1035,7 @@ void mr_pipeline_destroy(struct mr_pipeline *p)
     if (p == NULL) {
         return;
     }
-    mr_pipeline_stop(p, false, 0);
+    mr_pipeline_stop(p, false, false, 0);
     steps_fini(p);
     for (size_t k = 0; k < p->nwriters; k++) {
         mr_topic_writer_fini(&p->writers[k]->w);

@@ -181,6 +181,23 @@ int mr_wm_collect(struct mr_watermarks *w, int64_t now, bool check_idle, mr_wm_a
     return 0;
 }
 
+int mr_wm_finish(struct mr_watermarks *w, mr_wm_advance_cb cb, void *arg)
+{
+    int rc = 0;
+    for (size_t k = 0; k < w->nsources && rc == 0; k++) {
+        struct mr_wm_source *s = &w->src[w->sources[k]];
+        if (s->sent != MR_WM_END) {
+            s->sent = MR_WM_END;
+            rc = cb(arg, w->sources[k], MR_WM_END);
+        }
+    }
+    if (rc == 0 && w->global_sent != MR_WM_END) {
+        w->global_sent = MR_WM_END;
+        rc = cb(arg, 0, MR_WM_END);
+    }
+    return rc;
+}
+
 int mr_wm_snapshot(const struct mr_watermarks *w, struct mr_state_writer *out)
 {
     mr_state_put_u64(out, w->nsources);

@@ -57,6 +57,11 @@ typedef int (*mr_wm_advance_cb)(void *arg, mr_name_id asset, int64_t watermark);
 int mr_wm_collect(struct mr_watermarks *w, int64_t now, bool check_idle, mr_wm_advance_cb cb,
                   void *arg);
 
+/* The end of time: every source (and the global watermark) moves to MR_WM_END, calling cb for
+ * each; for bounded inputs that are finished, so that every window closes. */
+#define MR_WM_END INT64_MAX
+int mr_wm_finish(struct mr_watermarks *w, mr_wm_advance_cb cb, void *arg);
+
 /* Checkpoint the tracker (sources by name); restore into a freshly initialised one. Restored
  * sources count as active from `now` (their idle clock restarts). */
 int mr_wm_snapshot(const struct mr_watermarks *w, struct mr_state_writer *out);
