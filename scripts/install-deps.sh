@@ -20,6 +20,7 @@ BUILD_PKGS=(
     "libuv1-dev:event loop"
     "libyaml-dev:configuration parser"
     "libjansson-dev:JSON"
+    "libkissfft-dev:FFT for vibration analysis"
 )
 
 TEST_PKGS=(

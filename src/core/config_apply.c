@@ -368,10 +368,44 @@ static void apply_plugins(struct apply *ap, const struct mr_field *f, const stru
     }
 }
 
+/* A built-in list default is written as a YAML flow list of plain words, "[count, mean]": our
+ * own tables, so no quoting or commas inside items. */
+static void default_string_list(struct apply *ap, const char *def, struct mr_strlist *dst)
+{
+    const char *p = def + strspn(def, " [");
+    size_t cap = 1;
+    for (const char *q = p; *q != '\0'; q++) {
+        cap += *q == ',';
+    }
+    dst->items = mr_calloc(cap, sizeof(char *));
+    if (dst->items == NULL) {
+        oom(ap);
+        return;
+    }
+    while (*p != '\0' && *p != ']') {
+        size_t len = strcspn(p, ",]");
+        size_t end = len;
+        while (end > 0 && p[end - 1] == ' ') {
+            end--;
+        }
+        if (end > 0 && dst->n < cap) {
+            if ((dst->items[dst->n] = mr_strndup(p, end)) == NULL) {
+                oom(ap);
+                return;
+            }
+            dst->n++;
+        }
+        p += len;
+        p += strspn(p, ", ");
+    }
+}
+
 static void apply_default(struct apply *ap, const struct mr_field *f, void *dst, const char *path)
 {
     struct mr_err err;
-    if (f->type == MR_FIELD_SECTION) {
+    if (f->type == MR_FIELD_STRING_LIST && f->def != NULL) {
+        default_string_list(ap, f->def, dst);
+    } else if (f->type == MR_FIELD_SECTION) {
         apply_section(ap, f->section, NULL, NULL, dst, path);
     } else if (f->def != NULL && cfg_field_is_scalar(f->type)) {
         int rc = cfg_scalar_parse(f, f->def, dst, &err);

@@ -439,6 +439,42 @@ static void test_defaults(void **state)
     mr_config_destroy(NULL);
 }
 
+/* A list default ("[a, b]" in the table) is applied when the key is absent, and replaced, not
+ * extended, when it is given. */
+struct list_default_conf {
+    struct mr_strlist words;
+};
+static const struct mr_field list_default_fields[] = {
+    {.name = "words",
+     .type = MR_FIELD_STRING_LIST,
+     .offset = offsetof(struct list_default_conf, words),
+     .def = "[count,  mean , max]",
+     .help = "x"},
+    {0},
+};
+static const struct mr_section list_default_section = {.fields = list_default_fields,
+                                                       .size = sizeof(struct list_default_conf)};
+
+static void test_list_defaults(void **state)
+{
+    (void)state;
+    struct list_default_conf c;
+    static struct mr_config_errors e;
+    assert_int_equal(mr_section_load_buffer(&list_default_section, &c, "t.yaml", "{}", 2, NULL, &e),
+                     0);
+    assert_int_equal(c.words.n, 3);
+    assert_string_equal(c.words.items[0], "count");
+    assert_string_equal(c.words.items[1], "mean");
+    assert_string_equal(c.words.items[2], "max");
+    mr_section_free(&list_default_section, &c);
+    const char *y = "words: [p95]";
+    assert_int_equal(
+        mr_section_load_buffer(&list_default_section, &c, "t.yaml", y, strlen(y), NULL, &e), 0);
+    assert_int_equal(c.words.n, 1);
+    assert_string_equal(c.words.items[0], "p95");
+    mr_section_free(&list_default_section, &c);
+}
+
 static const char plant_yaml[] = "# a plant\n"
                                  "journal:\n"
                                  "  dir: /var/lib/millrace\n"
@@ -838,11 +874,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_durations),       cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_field_types),     cmocka_unit_test(test_field_errors),
-        cmocka_unit_test(test_defaults),        cmocka_unit_test(test_full_file),
-        cmocka_unit_test(test_file_errors),     cmocka_unit_test(test_multiple_errors),
-        cmocka_unit_test(test_overrides),       cmocka_unit_test(test_environment),
-        cmocka_unit_test(test_files),           cmocka_unit_test(test_alloc_failures),
-        cmocka_unit_test(test_tables_and_docs),
+        cmocka_unit_test(test_defaults),        cmocka_unit_test(test_list_defaults),
+        cmocka_unit_test(test_full_file),       cmocka_unit_test(test_file_errors),
+        cmocka_unit_test(test_multiple_errors), cmocka_unit_test(test_overrides),
+        cmocka_unit_test(test_environment),     cmocka_unit_test(test_files),
+        cmocka_unit_test(test_alloc_failures),  cmocka_unit_test(test_tables_and_docs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
