@@ -21,7 +21,8 @@ struct run {
     uv_timer_t duration;
     struct mr_engine *engine;
     struct mr_http_metrics *http;
-    int stopping; /* 0 running, 1 stop requested */
+    int stopping;  /* 0 running, 1 stop requested */
+    int signalled; /* SIGTERM/SIGINT received: a second one exits at once */
     bool reloading;
     int exit_code;
 };
@@ -55,6 +56,11 @@ static void close_handles(struct run *r)
     uv_close((uv_handle_t *)&r->sigterm, NULL);
     uv_close((uv_handle_t *)&r->sighup, NULL);
     uv_close((uv_handle_t *)&r->duration, NULL);
+    /* Closing the last watcher restores the default action; the stop is complete and the
+     * process exits 0 in a moment, so a late SIGTERM must not turn that into "killed". */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
 }
 
 static void stopped(void *arg)
@@ -86,11 +92,7 @@ static void http_start(struct run *r)
 static void request_stop_mode(struct run *r, const char *why, bool final)
 {
     if (r->stopping) {
-        MR_LOG_WARN("run",
-                    "%s again: exiting now; the journal and the last checkpoints make "
-                    "the restart safe",
-                    why);
-        exit(1);
+        return; /* already stopping (the duration or the inputs' end came first) */
     }
     r->stopping = 1;
     MR_LOG_INFO("run", "%s: stopping (inputs, then pipelines checkpoint, then outputs drain)", why);
@@ -100,8 +102,20 @@ static void request_stop_mode(struct run *r, const char *why, bool final)
     mr_engine_stop(r->engine, final ? FINAL_DRAIN_MS : r->o->drain_timeout_ms, final, stopped, r);
 }
 
+/* A signal: the first stops in order, the second exits at once. */
 static void request_stop(struct run *r, const char *why)
 {
+    if (r->signalled++ > 0) {
+        MR_LOG_WARN("run",
+                    "%s again: exiting now; the journal and the last checkpoints make "
+                    "the restart safe",
+                    why);
+        exit(1);
+    }
+    if (r->stopping) {
+        MR_LOG_INFO("run", "%s: already stopping (a second signal exits at once)", why);
+        return;
+    }
     request_stop_mode(r, why, false);
 }
 
@@ -153,7 +167,7 @@ static void on_signal(uv_signal_t *h, int signum)
 
 static void on_duration(uv_timer_t *t)
 {
-    request_stop(t->data, "duration reached");
+    request_stop_mode(t->data, "duration reached", false);
 }
 
 int mr_run_config(const struct mr_run_options *o)
