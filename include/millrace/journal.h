@@ -127,6 +127,10 @@ int mr_batch_iter_next(struct mr_batch_iter *it, struct mr_batch_record *rec, st
 /* Walk a record's headers: *pos starts at 0. Returns 0, MR_EEOF, or MR_ECORRUPT. */
 int mr_batch_header_next(const struct mr_batch_record *rec, size_t *pos,
                          struct mr_batch_header *out);
+/* True when rec carries the header that marks its value as a binary millrace record
+ * (MR_RECORD_HEADER_KEY: MR_RECORD_HEADER_VALUE, record.h), as opposed to raw bytes appended
+ * with `millrace journal append` or by a Kafka client. */
+bool mr_batch_record_is_millrace(const struct mr_batch_record *rec);
 
 /* ---------------------------------------------------------------------------------------------
  * Journal.

@@ -282,8 +282,10 @@ static int detect_one(struct det_ctx *c, struct det_entry *e, const struct mr_re
     return 0;
 }
 
-static int process_one(struct det_ctx *c, const struct mr_record *rec)
+/* One record; mr_op_process_each runs it over a batch. */
+static int process_one(void *ctx, const struct mr_record *rec)
 {
+    struct det_ctx *c = ctx;
     int rc = mr_op_buf_push(&c->out, rec);
     if (rc != 0 || rec->quality != MR_QUALITY_GOOD || !watched(c, rec->signal)) {
         return rc;
@@ -325,17 +327,7 @@ static int process_one(struct det_ctx *c, const struct mr_record *rec)
 static int detector_process(void *ctx, const struct mr_record *recs, size_t n, struct mr_err *err)
 {
     struct det_ctx *c = ctx;
-    mr_counter_add(c->base.counters.records_in, n);
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = process_one(c, &recs[i]);
-    }
-    rc = rc == 0 ? mr_op_buf_flush(&c->out) : rc;
-    c->out.n = 0;
-    if (rc != 0) {
-        return MR_ERR_SET(err, rc, "passing records on failed: %s", mr_strerror(rc));
-    }
-    return 0;
+    return mr_op_process_each(&c->base, &c->out, recs, n, process_one, c, err);
 }
 
 /* Checkpoint: version, key count, then per key in first-seen order:
@@ -345,8 +337,7 @@ static int detector_snapshot(void *ctx, struct mr_state_writer *w, struct mr_err
 {
     struct det_ctx *c = ctx;
     uint32_t n = mr_op_keyed_count(&c->keyed);
-    mr_state_put_u64(w, STATE_VERSION);
-    mr_state_put_u64(w, n);
+    mr_op_state_begin(w, STATE_VERSION, n);
     for (uint32_t i = 0; i < n; i++) {
         const struct det_entry *e = mr_keymap_value_at(&c->keyed.keys, i);
         const struct mr_det_state *s = &e->st;
@@ -391,12 +382,10 @@ static int restore_entry(struct det_ctx *c, struct det_entry *e, mr_name_id sign
 static int detector_restore(void *ctx, struct mr_state_reader *r, struct mr_err *err)
 {
     struct det_ctx *c = ctx;
-    uint64_t version = 0;
     uint64_t n = 0;
-    mr_state_get_u64(r, &version);
-    if (mr_state_get_u64(r, &n) != 0 || version != STATE_VERSION) {
-        return MR_ERR_SET(err, MR_ECORRUPT, "checkpoint: unknown state version %llu",
-                          (unsigned long long)version);
+    int orc = mr_op_state_open(r, STATE_VERSION, &n, err);
+    if (orc != 0) {
+        return orc;
     }
     for (uint64_t i = 0; i < n; i++) {
         void *v = NULL;

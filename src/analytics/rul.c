@@ -425,8 +425,10 @@ static int entry_open(struct rul_ctx *c, struct rul_entry *e, mr_name_id signal)
     return e->pts == NULL ? MR_ENOMEM : 0;
 }
 
-static int rul_one(struct rul_ctx *c, const struct mr_record *rec)
+/* One record; mr_op_process_each runs it over a batch. */
+static int rul_one(void *ctx, const struct mr_record *rec)
 {
+    struct rul_ctx *c = ctx;
     int rc = mr_op_buf_push(&c->out, rec);
     if (rc != 0 || !watched(c, rec->signal) || rec->quality == MR_QUALITY_BAD) {
         return rc;
@@ -473,17 +475,7 @@ static int rul_one(struct rul_ctx *c, const struct mr_record *rec)
 static int rul_process(void *ctx, const struct mr_record *recs, size_t n, struct mr_err *err)
 {
     struct rul_ctx *c = ctx;
-    mr_counter_add(c->base.counters.records_in, n);
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = rul_one(c, &recs[i]);
-    }
-    rc = rc == 0 ? mr_op_buf_flush(&c->out) : rc;
-    c->out.n = 0;
-    if (rc != 0) {
-        return MR_ERR_SET(err, rc, "rul: passing records on failed: %s", mr_strerror(rc));
-    }
-    return 0;
+    return mr_op_process_each(&c->base, &c->out, recs, n, rul_one, c, err);
 }
 
 /* ---- checkpoints ----
@@ -493,8 +485,7 @@ static int rul_snapshot(void *ctx, struct mr_state_writer *w, struct mr_err *err
 {
     struct rul_ctx *c = ctx;
     uint32_t n = mr_op_keyed_count(&c->keyed);
-    mr_state_put_u64(w, STATE_VERSION);
-    mr_state_put_u64(w, n);
+    mr_op_state_begin(w, STATE_VERSION, n);
     for (uint32_t i = 0; i < n; i++) {
         const struct rul_entry *e = mr_keymap_value_at(&c->keyed.keys, i);
         mr_op_keyed_put_key(&c->keyed, i, w);
@@ -549,12 +540,10 @@ static int restore_points(struct rul_ctx *c, struct rul_entry *e, struct mr_stat
 static int rul_restore(void *ctx, struct mr_state_reader *r, struct mr_err *err)
 {
     struct rul_ctx *c = ctx;
-    uint64_t version = 0;
     uint64_t n = 0;
-    mr_state_get_u64(r, &version);
-    if (mr_state_get_u64(r, &n) != 0 || version != STATE_VERSION) {
-        return MR_ERR_SET(err, MR_ECORRUPT, "rul: checkpoint: unknown state version %llu",
-                          (unsigned long long)version);
+    int orc = mr_op_state_open(r, STATE_VERSION, &n, err);
+    if (orc != 0) {
+        return orc;
     }
     for (uint64_t i = 0; i < n; i++) {
         void *v = NULL;

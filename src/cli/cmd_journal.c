@@ -429,23 +429,9 @@ static void json_string(FILE *out, const uint8_t *s, int32_t len)
     fputc('"', out);
 }
 
-/* True when the record carries the header that marks a binary-encoded mr_record. */
-static bool is_mr_record(const struct mr_batch_record *r)
-{
-    size_t pos = 0;
-    struct mr_batch_header h;
-    while (mr_batch_header_next(r, &pos, &h) == 0) {
-        if ((size_t)h.key_len == strlen(MR_RECORD_HEADER_KEY) &&
-            memcmp(h.key, MR_RECORD_HEADER_KEY, (size_t)h.key_len) == 0) {
-            return (size_t)h.value_len == strlen(MR_RECORD_HEADER_VALUE) &&
-                   memcmp(h.value, MR_RECORD_HEADER_VALUE, (size_t)h.value_len) == 0;
-        }
-    }
-    return false;
-}
-
-/* json: millrace records (see is_mr_record) are decoded and shown as "record"; anything else
- * shows its raw bytes as "value". A record that fails to decode falls back to the raw value. */
+/* json: millrace records (see mr_batch_record_is_millrace) are decoded and shown as "record";
+ * anything else shows its raw bytes as "value". A record that fails to decode falls back to the raw
+ * value. */
 static void print_record(uint32_t part, const struct mr_batch_record *r, bool json,
                          struct mr_names *names)
 {
@@ -462,7 +448,7 @@ static void print_record(uint32_t part, const struct mr_batch_record *r, bool js
     struct mr_record rec;
     static char text[1 << 20]; /* the CLI is single-threaded; a sample block can be large */
     long n = -1;
-    if (r->value_len > 0 && is_mr_record(r) &&
+    if (r->value_len > 0 && mr_batch_record_is_millrace(r) &&
         mr_record_decode(&rec, names, r->value, (size_t)r->value_len, NULL) == 0) {
         n = mr_record_to_json(&rec, names, text, sizeof(text));
     }

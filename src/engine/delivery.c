@@ -147,13 +147,16 @@ static int deliver_batch(struct mr_delivery *d, struct dsource *s)
             continue;
         }
         struct mr_err e;
-        if (mr_record_decode_memo(&d->recs[n], d->env->names, &d->memo, br.value,
-                                  (size_t)br.value_len, &e) != 0) {
+        mr_err_clear(&e);
+        bool ours = mr_batch_record_is_millrace(&br);
+        if (!ours || mr_record_decode_memo(&d->recs[n], d->env->names, &d->memo, br.value,
+                                           (size_t)br.value_len, &e) != 0) {
             /* Not a millrace record (appended raw with `journal append`): nothing an output
              * can render. Counted and named, then passed over. */
             mr_counter_add(d->m_skipped, 1);
             MR_LOG_RL(&d->rl, MR_LOG_WARN, d->host.name, "%s[%u] offset %" PRId64 " skipped: %s",
-                      mr_journal_topic_name(s->topic), s->partition, br.offset, e.msg);
+                      mr_journal_topic_name(s->topic), s->partition, br.offset,
+                      ours ? e.msg : "not a millrace record");
             continue;
         }
         if (++n == CHUNK) {

@@ -585,19 +585,6 @@ static int restore(struct mr_pipeline *p, struct mr_err *err)
 
 /* ---- reading ---- */
 
-static bool is_mr_record(const struct mr_batch_record *r)
-{
-    size_t pos = 0;
-    struct mr_batch_header h;
-    while (mr_batch_header_next(r, &pos, &h) == 0) {
-        if ((size_t)h.key_len == sizeof(MR_RECORD_HEADER_KEY) - 1 &&
-            memcmp(h.key, MR_RECORD_HEADER_KEY, sizeof(MR_RECORD_HEADER_KEY) - 1) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 static int push_chunk(struct mr_pipeline *p, size_t n)
 {
     mr_counter_add(p->m_in, n);
@@ -634,7 +621,7 @@ static int process_batch(struct mr_pipeline *p, struct source *s)
         }
         struct mr_record *rec = &p->recs[n];
         struct mr_err e;
-        if (br.value_len <= 0 || !is_mr_record(&br) ||
+        if (br.value_len <= 0 || !mr_batch_record_is_millrace(&br) ||
             mr_record_decode_memo(rec, p->env->names, &p->memo, br.value, (size_t)br.value_len,
                                   &e) != 0) {
             mr_counter_add(p->m_errors, 1);

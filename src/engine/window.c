@@ -96,7 +96,6 @@ enum disposition { DISP_CONSUMED = 0, DISP_PASS = 1, DISP_SIDE = 2 };
 
 static const char *const kind_values[] = {"tumbling", "hopping", "session", "count", NULL};
 static const char *const late_values[] = {"drop", "side", "update", NULL};
-static const enum mr_agg_kind default_aggs[] = {MR_AGG_COUNT, MR_AGG_MEAN, MR_AGG_MIN, MR_AGG_MAX};
 
 static int64_t gcd64(int64_t a, int64_t b)
 {
@@ -108,15 +107,11 @@ static int64_t gcd64(int64_t a, int64_t b)
     return a;
 }
 
-/* Kinds configured in `aggregates` (default when empty), in order. Returns the count, or -1
- * with *bad naming the unknown or repeated entry. */
+/* Kinds configured in `aggregates` (the loader applies the table's default and its minimum of
+ * one), in order. Returns the count, or -1 with *bad naming the unknown or repeated entry. */
 static int aggs_parse(const struct window_conf *cf, enum mr_agg_kind *out, const char **bad,
                       bool *dup)
 {
-    if (cf->aggregates.n == 0) {
-        memcpy(out, default_aggs, sizeof(default_aggs));
-        return (int)(sizeof(default_aggs) / sizeof(default_aggs[0]));
-    }
     uint32_t seen = 0;
     for (size_t i = 0; i < cf->aggregates.n; i++) {
         enum mr_agg_kind k;
@@ -135,8 +130,8 @@ static int aggs_parse(const struct window_conf *cf, enum mr_agg_kind *out, const
 static bool key_by_parse(const struct window_conf *cf, bool *by_asset, bool *by_signal,
                          const char **bad)
 {
-    *by_asset = cf->key_by.n == 0;
-    *by_signal = cf->key_by.n == 0;
+    *by_asset = false; /* key_by has the table's default and at least one entry */
+    *by_signal = false;
     for (size_t i = 0; i < cf->key_by.n; i++) {
         const char *s = cf->key_by.items[i];
         bool *flag = strcmp(s, "asset") == 0    ? by_asset

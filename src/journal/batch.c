@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "millrace/crc32c.h"
+#include "millrace/record.h"
 #include "millrace/varint.h"
 
 int mr_batch_builder_init(struct mr_batch_builder *b, void *buf, size_t cap)
@@ -364,4 +365,20 @@ int mr_batch_header_next(const struct mr_batch_record *rec, size_t *pos,
     out->value_len = vl;
     *pos = p;
     return 0;
+}
+
+bool mr_batch_record_is_millrace(const struct mr_batch_record *rec)
+{
+    size_t pos = 0;
+    struct mr_batch_header h;
+    const size_t klen = sizeof(MR_RECORD_HEADER_KEY) - 1;
+    const size_t vlen = sizeof(MR_RECORD_HEADER_VALUE) - 1;
+    while (mr_batch_header_next(rec, &pos, &h) == 0) {
+        if (h.key_len >= 0 && (size_t)h.key_len == klen &&
+            memcmp(h.key, MR_RECORD_HEADER_KEY, klen) == 0) {
+            return h.value_len >= 0 && (size_t)h.value_len == vlen &&
+                   memcmp(h.value, MR_RECORD_HEADER_VALUE, vlen) == 0;
+        }
+    }
+    return false;
 }

@@ -143,8 +143,10 @@ static void remember(struct mr_change_ctx *c, struct change_entry *e, const stru
     e->len = n;
 }
 
-static int change_one(struct mr_change_ctx *c, const struct mr_record *rec)
+/* One record; mr_op_process_each runs it over a batch. */
+static int change_one(void *ctx, const struct mr_record *rec)
 {
+    struct mr_change_ctx *c = ctx;
     const struct mr_change_conf *cf = c->conf;
     if (rec->type == MR_VALUE_SAMPLES) {
         return mr_op_buf_push(&c->out, rec);
@@ -184,17 +186,7 @@ static int change_one(struct mr_change_ctx *c, const struct mr_record *rec)
 int mr_change_process(void *ctx, const struct mr_record *recs, size_t n, struct mr_err *err)
 {
     struct mr_change_ctx *c = ctx;
-    mr_counter_add(c->base.counters.records_in, n);
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = change_one(c, &recs[i]);
-    }
-    rc = rc == 0 ? mr_op_buf_flush(&c->out) : rc;
-    c->out.n = 0;
-    if (rc != 0) {
-        return MR_ERR_SET(err, rc, "passing records on failed: %s", mr_strerror(rc));
-    }
-    return 0;
+    return mr_op_process_each(&c->base, &c->out, recs, n, change_one, c, err);
 }
 
 static int stale_visit(void *arg, uint64_t key, void *entry)
@@ -246,8 +238,7 @@ int mr_change_snapshot(void *ctx, struct mr_state_writer *w, struct mr_err *err)
 {
     struct mr_change_ctx *c = ctx;
     uint32_t n = mr_op_keyed_count(&c->keyed);
-    mr_state_put_u64(w, STATE_VERSION);
-    mr_state_put_u64(w, n);
+    mr_op_state_begin(w, STATE_VERSION, n);
     for (uint32_t i = 0; i < n; i++) {
         const struct change_entry *e = mr_keymap_value_at(&c->keyed.keys, i);
         mr_op_keyed_put_key(&c->keyed, i, w);
@@ -304,12 +295,10 @@ static int restore_value(struct mr_change_ctx *c, struct change_entry *e, struct
 int mr_change_restore(void *ctx, struct mr_state_reader *r, struct mr_err *err)
 {
     struct mr_change_ctx *c = ctx;
-    uint64_t version = 0;
     uint64_t n = 0;
-    mr_state_get_u64(r, &version);
-    if (mr_state_get_u64(r, &n) != 0 || version != STATE_VERSION) {
-        return MR_ERR_SET(err, MR_ECORRUPT, "checkpoint: unknown state version %llu",
-                          (unsigned long long)version);
+    int orc = mr_op_state_open(r, STATE_VERSION, &n, err);
+    if (orc != 0) {
+        return orc;
     }
     for (uint64_t i = 0; i < n; i++) {
         void *v = NULL;

@@ -71,6 +71,41 @@ int mr_op_buf_flush(struct mr_op_buf *b)
     return rc;
 }
 
+int mr_op_process_each(struct mr_op_base *b, struct mr_op_buf *out, const struct mr_record *recs,
+                       size_t n, int (*one)(void *ctx, const struct mr_record *rec), void *ctx,
+                       struct mr_err *err)
+{
+    mr_counter_add(b->counters.records_in, n);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = one(ctx, &recs[i]);
+    }
+    rc = rc == 0 ? mr_op_buf_flush(out) : rc;
+    out->n = 0;
+    if (rc != 0) {
+        return MR_ERR_SET(err, rc, "passing records on failed: %s", mr_strerror(rc));
+    }
+    return 0;
+}
+
+void mr_op_state_begin(struct mr_state_writer *w, uint64_t version, uint64_t count)
+{
+    mr_state_put_u64(w, version);
+    mr_state_put_u64(w, count);
+}
+
+int mr_op_state_open(struct mr_state_reader *r, uint64_t version, uint64_t *count,
+                     struct mr_err *err)
+{
+    uint64_t v = 0;
+    mr_state_get_u64(r, &v);
+    if (mr_state_get_u64(r, count) != 0 || v != version) {
+        return MR_ERR_SET(err, MR_ECORRUPT, "checkpoint: unknown state version %llu",
+                          (unsigned long long)v);
+    }
+    return 0;
+}
+
 int mr_op_buf_push(struct mr_op_buf *b, const struct mr_record *r)
 {
     if (b->n == MR_OP_BUF_RECORDS) {

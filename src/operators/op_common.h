@@ -1,7 +1,8 @@
 /* Helpers shared by the record-by-record operators (filter, scale, rename, route, deadband,
- * report_by_exception, downsample): counters and rate-limited warnings, an output buffer that
- * batches what an operator emits, and keyed state per (asset, signal) with per-asset chains so
- * that advance(asset, watermark) visits only that asset's keys, and only when one is due.
+ * report_by_exception, downsample, and the analytics operators): counters and rate-limited
+ * warnings, an output buffer that batches what an operator emits, and keyed state per (asset,
+ * signal) with per-asset chains so that advance(asset, watermark) visits only that asset's keys,
+ * and only when one is due.
  */
 #ifndef MR_OPERATORS_OP_COMMON_H
 #define MR_OPERATORS_OP_COMMON_H
@@ -62,6 +63,19 @@ void mr_op_buf_fini(struct mr_op_buf *b);
 int mr_op_buf_push(struct mr_op_buf *b, const struct mr_record *r);
 /* Emit what is buffered. Returns 0 or the emit error (the buffer is emptied either way). */
 int mr_op_buf_flush(struct mr_op_buf *b);
+
+/* Run one(ctx, rec) over a batch (counting it in), then emit what one() buffered in out. The
+ * buffer is emptied either way: what it holds borrows from this batch. Returns 0, or the first
+ * error with err saying that passing records on failed. */
+int mr_op_process_each(struct mr_op_base *b, struct mr_op_buf *out, const struct mr_record *recs,
+                       size_t n, int (*one)(void *ctx, const struct mr_record *rec), void *ctx,
+                       struct mr_err *err);
+
+/* Keyed operators' checkpoints start with a format version and an entry count. open reads them
+ * back; MR_ECORRUPT (err filled) when the version is another or the stream is short. */
+void mr_op_state_begin(struct mr_state_writer *w, uint64_t version, uint64_t count);
+int mr_op_state_open(struct mr_state_reader *r, uint64_t version, uint64_t *count,
+                     struct mr_err *err);
 
 /* ---- keyed state per (asset, signal) ---- */
 
