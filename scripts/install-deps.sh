@@ -20,7 +20,6 @@ BUILD_PKGS=(
     "libuv1-dev:event loop"
     "libyaml-dev:configuration parser"
     "libjansson-dev:JSON"
-    "libkissfft-dev:FFT for vibration analysis"
 )
 
 TEST_PKGS=(
@@ -33,12 +32,14 @@ TEST_PKGS=(
     "util-linux:mountpoint, used by the fault tests' cleanup"
     "coreutils:timeout bounds every test; dd, truncate, od, mkfifo in the fault tests"
     "prometheus:promtool lints our Prometheus exposition (test_metrics); its service is not started"
+    "python3:test scripts (scripts/nab_score.py, result checks)"
     # Integration peers go here (mosquitto, postgresql, influxdb, ...).
 )
 
 BENCH_PKGS=(
     "${BUILD_PKGS[@]}"
     "coreutils:df (disk in bench/RESULTS.md), timeout bounds every run"
+    "libkissfft-dev:KissFFT, the peer of our FFT in bench/fft_speed.c"
 )
 
 # npm packages come from a package.json (and its lock file) in these folders, installed with

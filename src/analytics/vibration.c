@@ -2,45 +2,66 @@
  *
  *   steps:
  *     - type: vibration
- *       signals: [vibration]            # sample-block signals to analyse
- *       block: 10000                    # samples per analysis window (1 s at 10 kHz)
- *       features: [rms, kurtosis, bands, bearing]
+ *       signals: [vibration]            # sample-block signals (acceleration) to analyse
+ *       block: 10000                    # samples per result window (1 s at 10 kHz)
+ *       nfft: 2048                      # Welch segment: 4.9 Hz resolution at 10 kHz
+ *       features: [rms, kurtosis, bands, bearing, velocity]
  *       bands: ["10-1000", "1000-5000"] # Hz
  *       shaft_rpm: 2000
  *       bearing: {balls: 16, ball_diameter: 0.331, pitch_diameter: 2.815,
  *                 contact_angle_deg: 15.17}
  *       envelope_band: "2000-4500"      # a structural resonance excited by bearing impacts
+ *       unit: g                         # of the samples, for velocity: g or m/s2
+ *       iso_group: 2                    # ISO 10816-3 machine group (15-300 kW) ...
+ *       foundation: rigid               # ... and foundation: the zone boundaries
  *
- * Sample blocks (value type samples) of the listed signals are collected per (asset, signal)
- * into windows of `block` samples (non-overlapping; a window may span several records). Every
- * full window yields one f64 record per feature, named <signal>.<feature> (vibration.rms,
- * vibration.kurtosis, vibration.band_10_1000, vibration.bpfo_amp, vibration.bpfo_amp2 ...), with
- * the asset of the block and time = time of the window's last sample + 1 / rate (deterministic).
- * A block's time is the time of its first sample. Every input record passes through unchanged
- * (features follow the block that completed their window); add a filter to drop raw blocks.
+ * Sample blocks (value type samples) of the listed signals are collected per (asset, signal).
+ * Every `block` samples (a window; a window may span several records) yield one record per
+ * feature, named <signal>.<feature>, with the asset of the blocks, time = time of the window's
+ * last sample + 1 / rate (deterministic) and a tag window_start (ns since the epoch, time of
+ * the window's first sample). A block's time is the time of its first sample. Every input
+ * record passes through unchanged; add a filter to drop raw blocks.
  *
- * Features: rms, peak (max |x|), peak_to_peak, crest (peak / rms), skewness, kurtosis (Pearson:
- * 3 for Gaussian noise, 1.5 for a sine), bands (RMS in each band from the Hann-windowed power
- * spectrum; a sine of amplitude A in a band gives A / sqrt 2), bearing (with a bearing geometry
- * and shaft_rpm: amplitude of the envelope spectrum at FTF, BPFO, BPFI, BSF and their 2nd to
- * 4th harmonics: <signal>.ftf_amp, ftf_amp2 .. ftf_amp4, bpfo_amp .., the largest peak within
- * `tolerance` percent, at least +-1 bin). Values are in the signal's unit (g for `sim`).
+ * Time domain, exact over the window's samples: rms, peak (max |x|), peak_to_peak, crest
+ * (peak / rms), skewness, kurtosis (Pearson: 3 for Gaussian noise, 1.5 for a sine).
  *
- * A window restarts (the partial one is dropped, silently) when a block does not continue the
- * previous one (gap or overlap of more than one sample period) or the sample rate changes.
- * Bad-quality blocks are passed on but not analysed (the window restarts after them). A window
- * with NaN or infinite samples yields nothing and counts as an error.
+ * Frequency domain, Welch's method: the stream is cut into segments of nfft samples that
+ * overlap by half (a segment every nfft / 2 samples, continuing across windows), each
+ * Hann-windowed and transformed; a window's spectral features average the power of the
+ * segments that completed in it (about 2 * block / nfft of them). Resolution rate / nfft.
+ *  - bands: RMS in each band [LO, HI) Hz (<signal>.band_LO_HI; a sine of amplitude A in a band
+ *    gives A / sqrt 2).
+ *  - velocity: the acceleration integrated in the frequency domain (each bin divided by
+ *    2 pi f) over velocity_band, as RMS in mm/s (<signal>.velocity_rms), and its ISO
+ *    10816-3 / 20816-3 severity zone A, B, C or D (<signal>.iso_zone, text). A velocity equal
+ *    to a boundary belongs to the lower zone (v <= A/B is A). Entering zone C raises an alert
+ *    (severity warning), entering D another (alarm); each re-arms once the velocity is
+ *    `hysteresis` percent below its boundary. Alert tags: feature, value, threshold (the
+ *    boundary), zone, detector (iso10816), severity, window_start, window_end.
+ *  - bearing (with a bearing geometry and shaft_rpm): the envelope spectrum (band-pass
+ *    envelope_band, analytic signal magnitude, FFT) averaged over the segments; the amplitude
+ *    at FTF, BPFO, BPFI, BSF and their 2nd to 4th harmonics (<signal>.ftf_amp, ftf_amp2 ..
+ *    ftf_amp4, bpfo_amp ..): the largest peak within `tolerance` percent, at least +-1 bin.
+ * Values are in the signal's unit (g for `sim`), velocity in mm/s.
  *
- * State per key: block * 4 bytes of samples plus about 64 bytes (40 KiB for the default 1 s at
- * 10 kHz; block: 4096 keeps it under 16 KiB). Keys are capped by max_keys; blocks of further keys
- * pass unanalysed and count as errors. Checkpoints store the partial window of every key.
+ * A window restarts (the partial one and the segment are dropped) when a block does not
+ * continue the previous one (gap or overlap of more than one sample period) or the sample rate
+ * changes. Bad-quality blocks are passed on but not analysed (the window restarts after them).
+ * A window with NaN or infinite samples yields nothing and counts as an error (so may the
+ * next one, when a segment spans both).
+ *
+ * State per key: nfft * 4 bytes (the segment) + about 350 bytes + the envelope bins up to the
+ * 4th harmonic of the highest defect frequency (4 bytes each): 8.6 KiB at nfft 2048 and 10 kHz
+ * with a bearing. Keys are capped by max_keys; blocks of further keys pass unanalysed and count
+ * as errors. Checkpoints store every key's segment and window sums.
  */
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "analytics/vibration_fft.h"
+#include "analytics/vibration_dsp.h"
 #include "millrace/alloc.h"
 #include "operators/op_common.h"
 
@@ -48,18 +69,36 @@
 #define MAX_BANDS     16
 #define NSTATS        6
 #define NHARM         4
-#define MAX_FEATURES  (NSTATS + MAX_BANDS + MR_VIB_NDEFECTS * NHARM)
-#define STATE_VERSION 1
+#define STATE_VERSION 2
+#define MM_PER_M      1000.0
+#define G_MS2         9.80665
+
+/* Feature ids per signal: statistics, bands, defect amplitudes, velocity, zone. */
+#define FEAT_BANDS   NSTATS
+#define FEAT_DEFECTS (FEAT_BANDS + MAX_BANDS)
+#define FEAT_VEL     (FEAT_DEFECTS + MR_VIB_NDEFECTS * NHARM)
+#define FEAT_ZONE    (FEAT_VEL + 1)
+#define MAX_FEATURES (FEAT_ZONE + 1)
+
+/* The `features` options: the statistics by name, then these groups. */
+enum { OPT_BANDS = NSTATS, OPT_BEARING, OPT_VELOCITY, NOPTS };
 
 extern const struct mr_plugin mr_operator_vibration;
 
 static const char *const stat_names[NSTATS] = {"rms",   "peak",     "peak_to_peak",
                                                "crest", "skewness", "kurtosis"};
-/* List defaults in the field table are documentation: an absent list arrives empty. */
-static const char *const default_signals[] = {"vibration"};
+static const char *const group_names[] = {"bands", "bearing", "velocity"};
 static const char *const default_bands[] = {"10-500", "500-1000", "1000-2000", "2000-5000"};
-
 static const char *const defect_names[MR_VIB_NDEFECTS] = {"ftf", "bpfo", "bpfi", "bsf"};
+static const char *const unit_names[] = {"g", "m/s2", NULL};
+static const char *const foundation_names[] = {"rigid", "flexible", NULL};
+static const char *const zone_names[] = {"A", "B", "C", "D"};
+
+/* ISO 10816-3 boundaries A/B, B/C, C/D in mm/s r.m.s. [group - 1][foundation] (domain.md 3.4). */
+static const double iso_zones[2][2][3] = {
+    {{2.3, 4.5, 7.1}, {3.5, 7.1, 11.0}},
+    {{1.4, 2.8, 4.5}, {2.3, 4.5, 7.1}},
+};
 
 struct bearing_conf {
     int64_t balls;
@@ -68,26 +107,67 @@ struct bearing_conf {
     double contact_angle_deg;
 };
 
+struct zones_conf {
+    double ab, bc, cd;
+};
+
 struct vib_conf {
     struct mr_strlist signals;
     int64_t block;
+    int64_t nfft;
     struct mr_strlist features;
     struct mr_strlist bands;
     struct bearing_conf bearing;
     double shaft_rpm;
     char *envelope_band;
     double tolerance_pct;
+    int unit;
+    char *velocity_band;
+    int64_t iso_group;
+    int foundation;
+    struct zones_conf zones;
+    double hysteresis_pct;
     int64_t max_keys;
+};
+
+/* Window sums of one key: reset at each window end. */
+struct vib_window {
+    struct mr_vib_moments mom;
+    double band_pow[MAX_BANDS];
+    double vel_pow;
+    int64_t start_ns;
+    uint32_t n;    /* samples */
+    uint32_t nseg; /* segments completed */
+    uint32_t bad;  /* segments with NaN or infinite samples (they poison every bin) */
+    uint32_t pad;
 };
 
 struct vib_entry {
     struct mr_op_link link;
-    float *buf; /* block samples */
+    float *seg; /* [nfft] the current segment, filled up to fill */
+    float *env; /* [env_bins] envelope power summed over the window's segments */
+    uint32_t env_bins;
     uint32_t fill;
-    uint32_t sig; /* index into the configured signals */
+    uint32_t sig;       /* index into the configured signals */
+    uint8_t zone_level; /* 0 armed, 1 zone C alert raised, 2 zone D alert raised */
     double rate_hz;
     int64_t next_ns; /* expected time of the next sample */
+    struct vib_window win;
 };
+
+enum {
+    ATAG_FEATURE,
+    ATAG_VALUE,
+    ATAG_THRESHOLD,
+    ATAG_ZONE,
+    ATAG_DETECTOR,
+    ATAG_SEVERITY,
+    ATAG_WSTART,
+    ATAG_WEND,
+    NATAGS
+};
+static const char *const atag_names[NATAGS] = {
+    "feature", "value", "threshold", "zone", "detector", "severity", "window_start", "window_end"};
 
 struct vib_ctx {
     struct mr_op_base base;
@@ -95,19 +175,25 @@ struct vib_ctx {
     struct mr_op_keyed keyed;
     struct mr_op_buf out;
     struct mr_vib_dsp dsp;
-    uint32_t block;
-    bool want_stat[NSTATS];
-    bool want_bands;
-    bool want_bearing;
+    uint32_t block, nfft;
+    bool want[NOPTS];
     size_t nbands;
     double band_lo[MAX_BANDS], band_hi[MAX_BANDS];
-    double env_lo_frac, env_hi_frac; /* of the rate, when envelope_band is absent */
-    double env_lo, env_hi;           /* Hz, when given */
+    double vel_lo, vel_hi, vel_scale; /* velocity band (Hz), sample unit -> mm/s^2 */
+    double zone_limit[3];             /* A/B, B/C, C/D in mm/s */
+    double env_lo_frac, env_hi_frac;  /* of the rate, when envelope_band is absent */
+    double env_lo, env_hi;            /* Hz, when given */
     double defect_hz[MR_VIB_NDEFECTS];
+    double env_fmax; /* highest frequency searched in the envelope spectrum */
     size_t nsig;
     const char *sig_name[MAX_SIGNALS];
     mr_name_id sig_id[MAX_SIGNALS];
     mr_name_id feat_id[MAX_SIGNALS][MAX_FEATURES];
+    mr_name_id alert_id, wstart_id;
+    mr_name_id atag_id[NATAGS];
+    char wstart_text[24];       /* window_start tag of the window being emitted */
+    char atext[200];            /* zone alert sentence */
+    char atag_text[NATAGS][24]; /* zone alert tag values */
 };
 
 /* "LO-HI" in Hz, 0 <= LO < HI. */
@@ -126,18 +212,17 @@ static int parse_range(const char *s, double *lo, double *hi)
     return 0;
 }
 
-static int feature_index(const char *name)
+static int option_index(const char *name)
 {
     for (int i = 0; i < NSTATS; i++) {
         if (strcmp(name, stat_names[i]) == 0) {
             return i;
         }
     }
-    if (strcmp(name, "bands") == 0) {
-        return NSTATS;
-    }
-    if (strcmp(name, "bearing") == 0) {
-        return NSTATS + 1;
+    for (int i = 0; i < NOPTS - NSTATS; i++) {
+        if (strcmp(name, group_names[i]) == 0) {
+            return NSTATS + i;
+        }
     }
     return -1;
 }
@@ -151,14 +236,18 @@ static void vib_check(void *conf, struct mr_config_check *chk)
 {
     const struct vib_conf *c = conf;
     double lo = 0, hi = 0;
-    if (c->block % 2 != 0) {
-        mr_config_check_fail(chk, "block", "must be even (the FFT works on even sizes)");
+    if ((c->nfft & (c->nfft - 1)) != 0) {
+        mr_config_check_fail(chk, "nfft", "must be a power of two (e.g. 1024, 2048, 4096)");
+    }
+    if (c->block < c->nfft) {
+        mr_config_check_fail(chk, "block", "must hold at least one segment (nfft = %" PRId64 ")",
+                             c->nfft);
     }
     for (size_t i = 0; i < c->features.n; i++) {
-        if (feature_index(c->features.items[i]) < 0) {
+        if (option_index(c->features.items[i]) < 0) {
             mr_config_check_fail(chk, "features",
                                  "unknown feature '%s' (rms, peak, peak_to_peak, crest, "
-                                 "skewness, kurtosis, bands, bearing)",
+                                 "skewness, kurtosis, bands, bearing, velocity)",
                                  c->features.items[i]);
         }
     }
@@ -171,6 +260,15 @@ static void vib_check(void *conf, struct mr_config_check *chk)
     if (c->envelope_band != NULL && parse_range(c->envelope_band, &lo, &hi) != 0) {
         mr_config_check_fail(chk, "envelope_band", "'%s' is not a band \"LO-HI\" in Hz",
                              c->envelope_band);
+    }
+    if (parse_range(c->velocity_band, &lo, &hi) != 0 || !(lo > 0)) {
+        mr_config_check_fail(chk, "velocity_band", "'%s' is not a band \"LO-HI\" in Hz with LO > 0",
+                             c->velocity_band);
+    }
+    const struct zones_conf *z = &c->zones;
+    bool any = z->ab > 0 || z->bc > 0 || z->cd > 0;
+    if (any && !(z->ab > 0 && z->bc > z->ab && z->cd > z->bc)) {
+        mr_config_check_fail(chk, "zones", "needs 0 < ab < bc < cd (mm/s)");
     }
     if (has_bearing(c)) {
         if (!(c->bearing.ball_diameter > 0) ||
@@ -200,13 +298,19 @@ static int intern2(struct vib_ctx *c, const char *sig, const char *suffix, mr_na
     return 0;
 }
 
+static int intern1(struct vib_ctx *c, const char *name, mr_name_id *id, struct mr_err *err)
+{
+    int rc = mr_names_intern(c->base.host->names, name, strlen(name), id);
+    if (rc != 0) {
+        return MR_ERR_SET(err, rc, "cannot intern '%s': %s", name, mr_strerror(rc));
+    }
+    return 0;
+}
+
 static int intern_signal(struct vib_ctx *c, size_t s, struct mr_err *err)
 {
     const char *sig = c->sig_name[s];
-    int rc = mr_names_intern(c->base.host->names, sig, strlen(sig), &c->sig_id[s]);
-    if (rc != 0) {
-        return MR_ERR_SET(err, rc, "cannot intern '%s': %s", sig, mr_strerror(rc));
-    }
+    int rc = intern1(c, sig, &c->sig_id[s], err);
     mr_name_id *ids = c->feat_id[s];
     for (int i = 0; i < NSTATS && rc == 0; i++) {
         rc = intern2(c, sig, stat_names[i], &ids[i], err);
@@ -214,7 +318,7 @@ static int intern_signal(struct vib_ctx *c, size_t s, struct mr_err *err)
     for (size_t b = 0; b < c->nbands && rc == 0; b++) {
         char suffix[96];
         snprintf(suffix, sizeof(suffix), "band_%g_%g", c->band_lo[b], c->band_hi[b]);
-        rc = intern2(c, sig, suffix, &ids[NSTATS + b], err);
+        rc = intern2(c, sig, suffix, &ids[FEAT_BANDS + b], err);
     }
     for (int d = 0; d < MR_VIB_NDEFECTS && rc == 0; d++) {
         for (int h = 0; h < NHARM && rc == 0; h++) {
@@ -224,8 +328,20 @@ static int intern_signal(struct vib_ctx *c, size_t s, struct mr_err *err)
             } else {
                 snprintf(suffix, sizeof(suffix), "%s_amp%d", defect_names[d], h + 1);
             }
-            rc = intern2(c, sig, suffix, &ids[NSTATS + MAX_BANDS + d * NHARM + h], err);
+            rc = intern2(c, sig, suffix, &ids[FEAT_DEFECTS + d * NHARM + h], err);
         }
+    }
+    rc = rc == 0 ? intern2(c, sig, "velocity_rms", &ids[FEAT_VEL], err) : rc;
+    rc = rc == 0 ? intern2(c, sig, "iso_zone", &ids[FEAT_ZONE], err) : rc;
+    return rc;
+}
+
+static int intern_fixed(struct vib_ctx *c, struct mr_err *err)
+{
+    int rc = intern1(c, "alert", &c->alert_id, err);
+    rc = rc == 0 ? intern1(c, "window_start", &c->wstart_id, err) : rc;
+    for (int i = 0; i < NATAGS && rc == 0; i++) {
+        rc = intern1(c, atag_names[i], &c->atag_id[i], err);
     }
     return rc;
 }
@@ -233,17 +349,14 @@ static int intern_signal(struct vib_ctx *c, size_t s, struct mr_err *err)
 static void setup_features(struct vib_ctx *c)
 {
     const struct vib_conf *cf = c->conf;
-    for (int f = 0; f < NSTATS + 2; f++) {
+    for (int f = 0; f < NOPTS; f++) {
         bool want = cf->features.n == 0;
         for (size_t i = 0; i < cf->features.n; i++) {
-            want |= feature_index(cf->features.items[i]) == f;
+            want |= option_index(cf->features.items[i]) == f;
         }
-        if (f < NSTATS) {
-            c->want_stat[f] = want;
-        }
-        c->want_bands |= want && f == NSTATS;
-        c->want_bearing |= want && f == NSTATS + 1 && has_bearing(cf);
+        c->want[f] = want;
     }
+    c->want[OPT_BEARING] &= has_bearing(cf);
     bool dflt = cf->bands.n == 0;
     size_t nb = dflt ? sizeof(default_bands) / sizeof(default_bands[0]) : cf->bands.n;
     c->nbands = nb < MAX_BANDS ? nb : MAX_BANDS;
@@ -252,8 +365,16 @@ static void setup_features(struct vib_ctx *c)
     }
     c->nsig = cf->signals.n == 0 ? 1 : cf->signals.n;
     for (size_t i = 0; i < c->nsig; i++) {
-        c->sig_name[i] = cf->signals.n == 0 ? default_signals[i] : cf->signals.items[i];
+        c->sig_name[i] = cf->signals.n == 0 ? "vibration" : cf->signals.items[i];
     }
+    parse_range(cf->velocity_band, &c->vel_lo, &c->vel_hi);
+    c->vel_scale = (cf->unit == 0 ? G_MS2 : 1.0) * MM_PER_M;
+    const struct zones_conf *z = &cf->zones;
+    const double *iso = iso_zones[cf->iso_group - 1][cf->foundation];
+    bool own = z->ab > 0;
+    c->zone_limit[0] = own ? z->ab : iso[0];
+    c->zone_limit[1] = own ? z->bc : iso[1];
+    c->zone_limit[2] = own ? z->cd : iso[2];
     c->env_lo_frac = 0.2;
     c->env_hi_frac = 0.45;
     if (cf->envelope_band != NULL) {
@@ -265,8 +386,14 @@ static void setup_features(struct vib_ctx *c)
                                    .pitch_diameter = cf->bearing.pitch_diameter,
                                    .contact_angle_deg = cf->bearing.contact_angle_deg};
         mr_vib_defect_freqs(&g, cf->shaft_rpm / 60.0, c->defect_hz);
+        for (int d = 0; d < MR_VIB_NDEFECTS; d++) {
+            c->env_fmax = fmax(c->env_fmax, c->defect_hz[d] * NHARM);
+        }
+        c->env_fmax *= 1 + cf->tolerance_pct / 100.0;
     }
 }
+
+/* ---- results ---- */
 
 static int emit_value(struct vib_ctx *c, mr_name_id asset, mr_name_id sig, int64_t t, double v)
 {
@@ -275,95 +402,236 @@ static int emit_value(struct vib_ctx *c, mr_name_id asset, mr_name_id sig, int64
                           .signal = sig,
                           .type = MR_VALUE_F64,
                           .quality = MR_QUALITY_GOOD,
+                          .ntags = 1,
                           .v.f64 = v};
+    r.tags[0] =
+        (struct mr_tag){.key = c->wstart_id,
+                        .value = {.ptr = c->wstart_text, .len = (uint32_t)strlen(c->wstart_text)}};
     return mr_op_buf_push(&c->out, &r);
 }
 
-static int emit_bearing(struct vib_ctx *c, const mr_name_id *ids, mr_name_id asset, int64_t t,
-                        double rate)
+/* Largest averaged envelope amplitude within f * (1 +- tol) (at least +-1 bin). */
+static double env_peak(const struct vib_ctx *c, const struct vib_entry *e, double f)
 {
-    double lo = c->conf->envelope_band != NULL ? c->env_lo : c->env_lo_frac * rate;
-    double hi = c->conf->envelope_band != NULL ? c->env_hi : c->env_hi_frac * rate;
     double tol = c->conf->tolerance_pct / 100.0;
-    double fmax = 0;
-    for (int d = 0; d < MR_VIB_NDEFECTS; d++) {
-        fmax = fmax > c->defect_hz[d] ? fmax : c->defect_hz[d];
+    double centre = f * c->nfft / e->rate_hz;
+    double lo = floor(fmin(centre * (1 - tol), centre - 1));
+    double hi = ceil(fmax(centre * (1 + tol), centre + 1));
+    lo = lo < 1 ? 1 : lo;
+    hi = hi > e->env_bins - 1.0 ? e->env_bins - 1.0 : hi;
+    double best = 0;
+    for (double k = lo; k <= hi; k++) {
+        best = fmax(best, e->env[(uint32_t)k]);
     }
-    int rc = mr_vib_dsp_prepare(&c->dsp, rate, lo, hi, fmax * NHARM * (1 + tol));
-    if (rc != 0) {
-        mr_op_warn(&c->base, "no envelope spectrum at %g Hz sample rate, band %g-%g Hz: %s", rate,
-                   lo, hi, mr_strerror(rc));
+    return sqrt(best / e->win.nseg);
+}
+
+static int zone_of(const struct vib_ctx *c, double v)
+{
+    int z = 0;
+    while (z < 3 && v > c->zone_limit[z]) {
+        z++;
+    }
+    return z;
+}
+
+/* An alert when the zone rises into C (warning) or D (alarm). Each re-arms only once the
+ * velocity is `hysteresis` percent below the boundary it crossed, so a machine running right
+ * at a boundary does not raise an alert every few windows. */
+static int zone_alert(struct vib_ctx *c, struct vib_entry *e, mr_name_id asset, int64_t t, double v,
+                      int zone)
+{
+    double keep = 1 - c->conf->hysteresis_pct / 100.0;
+    while (e->zone_level > 0 && v < c->zone_limit[e->zone_level] * keep) {
+        e->zone_level--; /* level 1 re-arms below B/C, level 2 below C/D */
+    }
+    int level = zone - 1; /* C: 1, D: 2 */
+    if (level <= e->zone_level) {
         return 0;
     }
-    mr_vib_dsp_envelope(&c->dsp);
-    for (int d = 0; d < MR_VIB_NDEFECTS && rc == 0; d++) {
+    e->zone_level = (uint8_t)level;
+    size_t flen = 0;
+    const char *feature = mr_names_str(c->base.host->names, c->feat_id[e->sig][FEAT_VEL], &flen);
+    char(*tv)[24] = c->atag_text;
+    snprintf(tv[ATAG_VALUE], 24, "%.4g", v);
+    snprintf(tv[ATAG_THRESHOLD], 24, "%.4g", c->zone_limit[zone - 1]);
+    snprintf(tv[ATAG_ZONE], 24, "%s", zone_names[zone]);
+    snprintf(tv[ATAG_DETECTOR], 24, "iso10816");
+    snprintf(tv[ATAG_SEVERITY], 24, "%s", level == 2 ? "alarm" : "warning");
+    snprintf(tv[ATAG_WSTART], 24, "%s", c->wstart_text);
+    snprintf(tv[ATAG_WEND], 24, "%" PRId64, t);
+    int n =
+        snprintf(c->atext, sizeof(c->atext),
+                 "velocity %s mm/s above the zone %s/%s boundary %s mm/s: zone %s (ISO 10816-3)",
+                 tv[ATAG_VALUE], zone_names[zone - 1], zone_names[zone], tv[ATAG_THRESHOLD],
+                 zone_names[zone]);
+    struct mr_record a = {
+        .time_ns = t,
+        .asset = asset,
+        .signal = c->alert_id,
+        .type = MR_VALUE_STRING,
+        .quality = MR_QUALITY_GOOD,
+        .ntags = NATAGS,
+        .v.str = {.ptr = c->atext, .len = (uint32_t)(n < (int)sizeof(c->atext) ? n : 199)},
+    };
+    for (int i = 0; i < NATAGS; i++) {
+        const char *s = i == ATAG_FEATURE ? feature : tv[i];
+        a.tags[i] = (struct mr_tag){
+            .key = c->atag_id[i],
+            .value = {.ptr = s, .len = (uint32_t)(i == ATAG_FEATURE ? flen : strlen(s))}};
+    }
+    return mr_op_buf_push(&c->out, &a);
+}
+
+static int emit_spectral(struct vib_ctx *c, struct vib_entry *e, mr_name_id asset, int64_t t)
+{
+    const mr_name_id *ids = c->feat_id[e->sig];
+    const struct vib_window *w = &e->win;
+    int rc = 0;
+    for (size_t b = 0; b < c->nbands && c->want[OPT_BANDS] && rc == 0; b++) {
+        rc = emit_value(c, asset, ids[FEAT_BANDS + b], t, sqrt(w->band_pow[b] / w->nseg));
+    }
+    for (int d = 0; d < MR_VIB_NDEFECTS && c->want[OPT_BEARING] && e->env != NULL && rc == 0; d++) {
         for (int h = 0; h < NHARM && rc == 0; h++) {
-            double a = mr_vib_env_peak(&c->dsp, c->defect_hz[d] * (h + 1), tol);
-            rc = emit_value(c, asset, ids[NSTATS + MAX_BANDS + d * NHARM + h], t, a);
+            double a = env_peak(c, e, c->defect_hz[d] * (h + 1));
+            rc = emit_value(c, asset, ids[FEAT_DEFECTS + d * NHARM + h], t, a);
         }
+    }
+    if (c->want[OPT_VELOCITY] && rc == 0) {
+        double v = sqrt(w->vel_pow / w->nseg);
+        int zone = zone_of(c, v);
+        rc = emit_value(c, asset, ids[FEAT_VEL], t, v);
+        struct mr_record z = {.time_ns = t,
+                              .asset = asset,
+                              .signal = ids[FEAT_ZONE],
+                              .type = MR_VALUE_STRING,
+                              .quality = MR_QUALITY_GOOD,
+                              .v.str = {.ptr = zone_names[zone], .len = 1}};
+        rc = rc == 0 ? mr_op_buf_push(&c->out, &z) : rc;
+        rc = rc == 0 ? zone_alert(c, e, asset, t, v, zone) : rc;
     }
     return rc;
 }
 
-/* One full window of entry e: compute and emit every feature. */
-static int analyse(struct vib_ctx *c, struct vib_entry *e, mr_name_id asset, int64_t t)
+static void window_reset(struct vib_entry *e, uint32_t env_bins)
+{
+    memset(&e->win, 0, sizeof(e->win));
+    if (e->env != NULL) {
+        memset(e->env, 0, env_bins * sizeof(float));
+    }
+}
+
+/* The window of e is complete: emit every feature (window end t), start the next one. */
+static int window_close(struct vib_ctx *c, struct vib_entry *e, mr_name_id asset, int64_t t)
 {
     struct mr_vib_stats st;
-    mr_vib_stats(e->buf, c->block, &st);
-    if (!isfinite(st.rms) || !isfinite(st.peak)) {
-        mr_op_warn(&c->base, "window of %u samples dropped: NaN or infinite samples", c->block);
-        return 0;
-    }
-    const mr_name_id *ids = c->feat_id[e->sig];
-    double vals[NSTATS] = {st.rms, st.peak, st.peak_to_peak, st.crest, st.skewness, st.kurtosis};
+    mr_vib_moments_stats(&e->win.mom, &st);
     int rc = 0;
-    for (int i = 0; i < NSTATS && rc == 0; i++) {
-        rc = c->want_stat[i] ? emit_value(c, asset, ids[i], t, vals[i]) : 0;
+    bool spectral =
+        e->win.nseg > 0 && (c->want[OPT_BANDS] || c->want[OPT_BEARING] || c->want[OPT_VELOCITY]);
+    if (!isfinite(st.rms) || !isfinite(st.peak) || e->win.bad > 0) {
+        mr_op_warn(&c->base, "window of %u samples dropped: NaN or infinite samples", e->win.n);
+        e->fill = 0; /* do not carry the bad samples into the next window's segments */
+    } else {
+        snprintf(c->wstart_text, sizeof(c->wstart_text), "%" PRId64, e->win.start_ns);
+        const mr_name_id *ids = c->feat_id[e->sig];
+        double vals[NSTATS] = {st.rms,   st.peak,     st.peak_to_peak,
+                               st.crest, st.skewness, st.kurtosis};
+        for (int i = 0; i < NSTATS && rc == 0; i++) {
+            rc = c->want[i] ? emit_value(c, asset, ids[i], t, vals[i]) : 0;
+        }
+        rc = rc == 0 && spectral ? emit_spectral(c, e, asset, t) : rc;
+        /* The results borrow wstart_text and the alert's texts: send them now. */
+        rc = rc == 0 ? mr_op_buf_flush(&c->out) : rc;
     }
-    if (rc != 0 || !(c->want_bands || c->want_bearing)) {
-        return rc;
-    }
-    mr_vib_dsp_spectrum(&c->dsp, e->buf);
-    for (size_t b = 0; b < c->nbands && c->want_bands && rc == 0; b++) {
-        double v = mr_vib_band_rms(&c->dsp, e->rate_hz, c->band_lo[b], c->band_hi[b]);
-        rc = emit_value(c, asset, ids[NSTATS + b], t, v);
-    }
-    if (rc == 0 && c->want_bearing) {
-        rc = emit_bearing(c, ids, asset, t, e->rate_hz);
-    }
+    window_reset(e, e->env_bins);
     return rc;
 }
 
-static int signal_index(const struct vib_ctx *c, mr_name_id sig)
+/* A full segment: add its spectral features to the window; keep its second half. */
+static void segment_done(struct vib_ctx *c, struct vib_entry *e)
 {
-    for (size_t s = 0; s < c->nsig; s++) {
-        if (c->sig_id[s] == sig) {
-            return (int)s;
+    struct vib_window *w = &e->win;
+    struct mr_vib_dsp *d = &c->dsp;
+    mr_vib_dsp_spectrum(d, e->seg);
+    if (!isfinite(d->power[0] + d->power[1])) {
+        w->bad++;
+        w->nseg++;
+        e->fill = 0;
+        return;
+    }
+    for (size_t b = 0; b < c->nbands && c->want[OPT_BANDS]; b++) {
+        w->band_pow[b] += mr_vib_band_power(d, e->rate_hz, c->band_lo[b], c->band_hi[b]);
+    }
+    if (c->want[OPT_VELOCITY]) {
+        w->vel_pow += mr_vib_velocity_power(d, e->rate_hz, c->vel_lo, c->vel_hi, c->vel_scale);
+    }
+    if (e->env != NULL) {
+        double lo = c->conf->envelope_band != NULL ? c->env_lo : c->env_lo_frac * e->rate_hz;
+        double hi = c->conf->envelope_band != NULL ? c->env_hi : c->env_hi_frac * e->rate_hz;
+        if (mr_vib_dsp_prepare(d, e->rate_hz, lo, hi, c->env_fmax) == 0) {
+            mr_vib_dsp_envelope(d);
+            uint32_t nb = e->env_bins <= d->m / 2 + 1 ? e->env_bins : d->m / 2 + 1;
+            for (uint32_t k = 0; k < nb; k++) {
+                e->env[k] += d->envpow[k];
+            }
         }
     }
-    return -1;
+    w->nseg++;
+    uint32_t half = c->nfft / 2;
+    memmove(e->seg, e->seg + half, half * sizeof(float));
+    e->fill = half;
 }
 
-static int entry_of(struct vib_ctx *c, const struct mr_record *rec, int s, struct vib_entry **out)
+/* ---- keys ---- */
+
+static int entry_of(struct vib_ctx *c, mr_name_id asset, mr_name_id sig, int s,
+                    struct vib_entry **out)
 {
     void *v = NULL;
     bool inserted = false;
-    int rc = mr_op_keyed_get(&c->keyed, rec->asset, rec->signal, &v, &inserted);
+    int rc = mr_op_keyed_get(&c->keyed, asset, sig, &v, &inserted);
     if (rc != 0) {
         mr_op_warn(&c->base, "block not analysed: %s",
                    rc == MR_ETOOBIG ? "max_keys reached" : mr_strerror(rc));
         return rc;
     }
     struct vib_entry *e = v;
-    if (e->buf == NULL) {
-        e->buf = mr_calloc(c->block, sizeof(float));
-        if (e->buf == NULL) {
+    if (e->seg == NULL) {
+        e->seg = mr_calloc(c->nfft, sizeof(float));
+        if (e->seg == NULL) {
             mr_op_warn(&c->base, "block not analysed: out of memory");
             return MR_ENOMEM;
         }
         e->sig = (uint32_t)s;
     }
     *out = e;
+    return 0;
+}
+
+/* Envelope bins a key at this rate needs (0 without bearing analysis). */
+static uint32_t env_bins_for(const struct vib_ctx *c, double rate)
+{
+    if (!c->want[OPT_BEARING]) {
+        return 0;
+    }
+    double k = ceil(c->env_fmax * c->nfft / rate) + 2;
+    return k > c->nfft / 2 ? c->nfft / 2 + 1 : (uint32_t)k + 1;
+}
+
+/* A new rate (or the first block): size the envelope sums; start over. */
+static int entry_set_rate(struct vib_ctx *c, struct vib_entry *e, double rate)
+{
+    uint32_t bins = env_bins_for(c, rate);
+    if (bins != e->env_bins) {
+        mr_free(e->env);
+        e->env = bins > 0 ? mr_calloc(bins, sizeof(float)) : NULL;
+        e->env_bins = e->env != NULL ? bins : 0;
+        if (bins > 0 && e->env == NULL) {
+            mr_op_warn(&c->base, "no bearing analysis for a key: out of memory");
+        }
+    }
+    e->rate_hz = rate;
     return 0;
 }
 
@@ -380,33 +648,55 @@ static int vib_block(struct vib_ctx *c, const struct mr_record *rec, int s)
         struct vib_entry *e = mr_keymap_find(&c->keyed.keys, mr_op_key(rec->asset, rec->signal));
         if (e != NULL) {
             e->fill = 0;
+            window_reset(e, e->env_bins);
         }
         return 0;
     }
     struct vib_entry *e = NULL;
-    if (entry_of(c, rec, s, &e) != 0) {
+    if (entry_of(c, rec->asset, rec->signal, s, &e) != 0) {
         return 0;
     }
     int64_t period = span_ns(1, rate);
     int64_t gap = rec->time_ns - e->next_ns;
     if (rate != e->rate_hz || gap > period || gap < -period) {
+        entry_set_rate(c, e, rate);
         e->fill = 0;
-        e->rate_hz = rate;
+        window_reset(e, e->env_bins);
     }
     e->next_ns = rec->time_ns + span_ns(sm->n, rate);
     const char *src = (const char *)(const void *)sm->data;
     int rc = 0;
     for (uint32_t i = 0; i < sm->n && rc == 0;) {
-        uint32_t take = sm->n - i < c->block - e->fill ? sm->n - i : c->block - e->fill;
-        memcpy(e->buf + e->fill, src + (size_t)i * sizeof(float), take * sizeof(float));
+        if (e->win.n == 0) {
+            e->win.start_ns = rec->time_ns + span_ns(i, rate);
+        }
+        uint32_t take = sm->n - i;
+        take = take < c->nfft - e->fill ? take : c->nfft - e->fill;
+        take = take < c->block - e->win.n ? take : c->block - e->win.n;
+        float *dst = e->seg + e->fill;
+        memcpy(dst, src + (size_t)i * sizeof(float), take * sizeof(float));
+        mr_vib_moments_add(&e->win.mom, dst, take);
         e->fill += take;
+        e->win.n += take;
         i += take;
-        if (e->fill == c->block) {
-            e->fill = 0;
-            rc = analyse(c, e, rec->asset, rec->time_ns + span_ns(i, rate));
+        if (e->fill == c->nfft) {
+            segment_done(c, e);
+        }
+        if (e->win.n == c->block) {
+            rc = window_close(c, e, rec->asset, rec->time_ns + span_ns(i, rate));
         }
     }
     return rc;
+}
+
+static int signal_index(const struct vib_ctx *c, mr_name_id sig)
+{
+    for (size_t s = 0; s < c->nsig; s++) {
+        if (c->sig_id[s] == sig) {
+            return (int)s;
+        }
+    }
+    return -1;
 }
 
 static int vib_process(void *ctx, const struct mr_record *recs, size_t n, struct mr_err *err)
@@ -430,21 +720,29 @@ static int vib_process(void *ctx, const struct mr_record *recs, size_t n, struct
     return 0;
 }
 
-/* Checkpoint: version, block, key count, then per key: asset, signal, rate, next_ns, the
- * partial window's samples (fill * 4 bytes, little-endian floats as in memory). */
+/* ---- checkpoints ---- */
+
+/* Version, block, nfft, bands, key count, then per key: asset, signal, rate, next_ns, zone
+ * level, the segment (fill floats), the window sums (moments, bands, velocity, start, counts)
+ * and the envelope sums (env_bins floats), floats and doubles as in memory (little-endian). */
 static int vib_snapshot(void *ctx, struct mr_state_writer *w, struct mr_err *err)
 {
     struct vib_ctx *c = ctx;
     uint32_t n = mr_op_keyed_count(&c->keyed);
     mr_state_put_u64(w, STATE_VERSION);
     mr_state_put_u64(w, c->block);
+    mr_state_put_u64(w, c->nfft);
+    mr_state_put_u64(w, c->nbands);
     mr_state_put_u64(w, n);
     for (uint32_t i = 0; i < n; i++) {
         const struct vib_entry *e = mr_keymap_value_at(&c->keyed.keys, i);
         mr_op_keyed_put_key(&c->keyed, i, w);
         mr_state_put_f64(w, e->rate_hz);
         mr_state_put_i64(w, e->next_ns);
-        mr_state_put_bytes(w, e->buf, e->buf != NULL ? e->fill * sizeof(float) : 0);
+        mr_state_put_u64(w, e->zone_level);
+        mr_state_put_bytes(w, e->seg, e->seg != NULL ? e->fill * sizeof(float) : 0);
+        mr_state_put_bytes(w, &e->win, sizeof(e->win));
+        mr_state_put_bytes(w, e->env, e->env_bins * sizeof(float));
     }
     if (w->err != 0) {
         return MR_ERR_SET(err, w->err, "checkpoint: %s", mr_strerror(w->err));
@@ -452,37 +750,51 @@ static int vib_snapshot(void *ctx, struct mr_state_writer *w, struct mr_err *err
     return 0;
 }
 
-static int restore_entry(struct vib_ctx *c, struct mr_state_reader *r, bool same_block,
+static int restore_entry(struct vib_ctx *c, struct mr_state_reader *r, bool same_shape,
                          struct mr_err *err)
 {
     mr_name_id asset = 0, sig = 0;
     double rate = 0;
     int64_t next = 0;
-    const void *p = NULL;
-    size_t len = 0;
+    uint64_t level = 0;
+    const void *seg = NULL, *win = NULL, *env = NULL;
+    size_t seg_len = 0, win_len = 0, env_len = 0;
     mr_state_get_name(r, &asset);
     mr_state_get_name(r, &sig);
     mr_state_get_f64(r, &rate);
     mr_state_get_i64(r, &next);
-    if (mr_state_get_bytes(r, &p, &len) != 0 || len % sizeof(float) != 0) {
+    mr_state_get_u64(r, &level);
+    mr_state_get_bytes(r, &seg, &seg_len);
+    mr_state_get_bytes(r, &win, &win_len);
+    if (mr_state_get_bytes(r, &env, &env_len) != 0 || seg_len % sizeof(float) != 0 ||
+        seg_len / sizeof(float) >= c->nfft + (size_t)1 || win_len != sizeof(struct vib_window)) {
         return MR_ERR_SET(err, MR_ECORRUPT, "checkpoint: truncated or malformed key");
     }
     int s = signal_index(c, sig);
-    if (s < 0) {
-        return 0; /* signal no longer configured: forget it */
+    if (s < 0 || !(rate > 0)) {
+        return 0; /* signal no longer configured, or nothing seen yet: forget it */
     }
-    struct mr_record key = {.asset = asset, .signal = sig};
     struct vib_entry *e = NULL;
-    int rc = entry_of(c, &key, s, &e);
+    int rc = entry_of(c, asset, sig, s, &e);
     if (rc != 0) {
         return MR_ERR_SET(err, rc, "checkpoint: cannot restore a key: %s", mr_strerror(rc));
     }
-    e->rate_hz = rate;
+    entry_set_rate(c, e, rate);
     e->next_ns = next;
-    e->fill = 0;
-    if (same_block && len / sizeof(float) < c->block) {
-        memcpy(e->buf, p, len);
-        e->fill = (uint32_t)(len / sizeof(float));
+    e->zone_level = (uint8_t)(level < 3 ? level : 0);
+    /* Another window or segment length, band list or envelope size: start the window over
+     * (its sums would mix two shapes). */
+    if (same_shape && env_len == e->env_bins * sizeof(float)) {
+        memcpy(e->seg, seg, seg_len);
+        e->fill = (uint32_t)(seg_len / sizeof(float));
+        memcpy(&e->win, win, sizeof(e->win));
+        if (env_len > 0) {
+            memcpy(e->env, env, env_len);
+        }
+    }
+    if (e->win.n >= c->block || e->fill == c->nfft) {
+        e->fill = 0;
+        window_reset(e, e->env_bins);
     }
     return 0;
 }
@@ -490,16 +802,18 @@ static int restore_entry(struct vib_ctx *c, struct mr_state_reader *r, bool same
 static int vib_restore(void *ctx, struct mr_state_reader *r, struct mr_err *err)
 {
     struct vib_ctx *c = ctx;
-    uint64_t version = 0, block = 0, n = 0;
+    uint64_t version = 0, block = 0, nfft = 0, nbands = 0, n = 0;
     mr_state_get_u64(r, &version);
     mr_state_get_u64(r, &block);
+    mr_state_get_u64(r, &nfft);
+    mr_state_get_u64(r, &nbands);
     if (mr_state_get_u64(r, &n) != 0 || version != STATE_VERSION) {
         return MR_ERR_SET(err, MR_ECORRUPT, "checkpoint: unknown state version %llu",
                           (unsigned long long)version);
     }
-    /* A changed block size drops the partial windows (they would mix two window lengths). */
+    bool same = block == c->block && nfft == c->nfft && nbands == c->nbands;
     for (uint64_t i = 0; i < n; i++) {
-        int rc = restore_entry(c, r, block == c->block, err);
+        int rc = restore_entry(c, r, same, err);
         if (rc != 0) {
             return rc;
         }
@@ -512,7 +826,8 @@ static void vib_fini(void *ctx)
     struct vib_ctx *c = ctx;
     for (uint32_t i = 0; i < mr_op_keyed_count(&c->keyed); i++) {
         struct vib_entry *e = mr_keymap_value_at(&c->keyed.keys, i);
-        mr_free(e->buf);
+        mr_free(e->seg);
+        mr_free(e->env);
     }
     mr_op_keyed_fini(&c->keyed);
     mr_op_buf_fini(&c->out);
@@ -526,6 +841,7 @@ static int vib_init(void *ctx, const void *conf, struct mr_operator_host *host, 
     memset(c, 0, sizeof(*c));
     c->conf = conf;
     c->block = (uint32_t)c->conf->block;
+    c->nfft = (uint32_t)c->conf->nfft;
     int rc = mr_op_base_init(&c->base, &mr_operator_vibration, host, err);
     if (rc != 0) {
         return rc;
@@ -539,13 +855,14 @@ static int vib_init(void *ctx, const void *conf, struct mr_operator_host *host, 
         vib_fini(c);
         return MR_ERR_SET(err, MR_ENOMEM, "out of memory");
     }
-    rc = mr_vib_dsp_init(&c->dsp, c->block);
+    rc = mr_vib_dsp_init(&c->dsp, c->nfft);
     if (rc != 0) {
         vib_fini(c);
-        return MR_ERR_SET(err, rc, "cannot prepare an FFT of %u samples: %s", c->block,
+        return MR_ERR_SET(err, rc, "cannot prepare an FFT of %u samples: %s", c->nfft,
                           mr_strerror(rc));
     }
     setup_features(c);
+    rc = intern_fixed(c, err);
     for (size_t s = 0; s < c->nsig && rc == 0; s++) {
         rc = intern_signal(c, s, err);
     }
@@ -554,6 +871,10 @@ static int vib_init(void *ctx, const void *conf, struct mr_operator_host *host, 
     }
     return rc;
 }
+
+/* ---- configuration ---- */
+
+#define F(m) offsetof(struct vib_conf, m)
 
 static const struct mr_field bearing_fields[] = {
     {.name = "balls",
@@ -590,66 +911,145 @@ static const struct mr_section bearing_section = {
     .size = sizeof(struct bearing_conf),
 };
 
+static const struct mr_field zones_fields[] = {
+    {.name = "ab",
+     .type = MR_FIELD_DOUBLE,
+     .offset = offsetof(struct zones_conf, ab),
+     .def = "0",
+     .min = "0",
+     .help = "Boundary between zones A and B in mm/s r.m.s."},
+    {.name = "bc",
+     .type = MR_FIELD_DOUBLE,
+     .offset = offsetof(struct zones_conf, bc),
+     .def = "0",
+     .min = "0",
+     .help = "Boundary between zones B and C in mm/s r.m.s."},
+    {.name = "cd",
+     .type = MR_FIELD_DOUBLE,
+     .offset = offsetof(struct zones_conf, cd),
+     .def = "0",
+     .min = "0",
+     .help = "Boundary between zones C and D in mm/s r.m.s."},
+    {0},
+};
+
+static const struct mr_section zones_section = {
+    .fields = zones_fields,
+    .size = sizeof(struct zones_conf),
+};
+
 static const struct mr_field vib_fields[] = {
     {.name = "signals",
      .type = MR_FIELD_STRING_LIST,
-     .offset = offsetof(struct vib_conf, signals),
+     .offset = F(signals),
      .def = "[vibration]",
      .min = "1",
      .max = "16",
      .help = "Sample-block signals to analyse; other records pass through untouched."},
     {.name = "block",
      .type = MR_FIELD_INT,
-     .offset = offsetof(struct vib_conf, block),
+     .offset = F(block),
      .def = "10000",
      .min = "64",
-     .max = "100000",
-     .help = "Samples per analysis window (even). 10000 is 1 s at 10 kHz, giving 1 Hz "
-             "spectral resolution; memory per machine is 4 bytes per sample."},
+     .max = "10000000",
+     .help = "Samples per result window: 10000 is one set of features per second at 10 kHz. "
+             "At least nfft."},
+    {.name = "nfft",
+     .type = MR_FIELD_INT,
+     .offset = F(nfft),
+     .def = "2048",
+     .min = "64",
+     .max = "65536",
+     .help = "Samples per spectral segment (a power of two; segments overlap by half). The "
+             "spectral resolution is the sample rate / nfft (4.9 Hz for 2048 at 10 kHz); "
+             "memory per channel is 4 bytes per sample of it."},
     {.name = "features",
      .type = MR_FIELD_STRING_LIST,
-     .offset = offsetof(struct vib_conf, features),
-     .def = "[rms, peak, peak_to_peak, crest, kurtosis, skewness, bands, bearing]",
+     .offset = F(features),
+     .def = "[rms, peak, peak_to_peak, crest, skewness, kurtosis, bands, bearing, velocity]",
      .min = "1",
-     .max = "8",
-     .help = "What to compute per window: rms, peak, peak_to_peak, crest, kurtosis, skewness "
+     .max = "9",
+     .help = "What to compute per window: rms, peak, peak_to_peak, crest, skewness, kurtosis "
              "(time domain), bands (RMS per frequency band), bearing (envelope amplitudes at "
-             "the bearing defect frequencies; needs `bearing` and `shaft_rpm`)."},
+             "the bearing defect frequencies; needs `bearing` and `shaft_rpm`), velocity "
+             "(velocity RMS in mm/s and the ISO 10816-3 zone, with alerts in zones C and D)."},
     {.name = "bands",
      .type = MR_FIELD_STRING_LIST,
-     .offset = offsetof(struct vib_conf, bands),
+     .offset = F(bands),
      .def = "[10-500, 500-1000, 1000-2000, 2000-5000]",
      .max = "16",
      .help = "Frequency bands \"LO-HI\" in Hz; each gives <signal>.band_LO_HI, the RMS of the "
              "signal within the band."},
     {.name = "bearing",
      .type = MR_FIELD_SECTION,
-     .offset = offsetof(struct vib_conf, bearing),
+     .offset = F(bearing),
      .section = &bearing_section,
      .help = "Geometry of the monitored rolling bearing, for its defect frequencies (FTF, BPFO, "
              "BPFI, BSF)."},
     {.name = "shaft_rpm",
      .type = MR_FIELD_DOUBLE,
-     .offset = offsetof(struct vib_conf, shaft_rpm),
+     .offset = F(shaft_rpm),
      .def = "0",
      .min = "0",
      .help = "Shaft speed in revolutions per minute (fixed-speed machines)."},
     {.name = "envelope_band",
      .type = MR_FIELD_STRING,
-     .offset = offsetof(struct vib_conf, envelope_band),
+     .offset = F(envelope_band),
      .help = "Band \"LO-HI\" in Hz around a structural resonance that bearing impacts excite, "
              "demodulated for the envelope spectrum. Absent: 20 % to 45 % of the sample rate."},
     {.name = "tolerance",
      .type = MR_FIELD_DOUBLE,
-     .offset = offsetof(struct vib_conf, tolerance_pct),
+     .offset = F(tolerance_pct),
      .def = "2",
      .min = "0",
      .max = "20",
      .help = "Search +- this percentage around each defect frequency for its peak (real peaks "
              "sit 1-2 % below the kinematic value because of slip); at least +-1 bin."},
+    {.name = "unit",
+     .type = MR_FIELD_ENUM,
+     .offset = F(unit),
+     .def = "g",
+     .values = unit_names,
+     .help = "Unit of the acceleration samples, for the velocity: g (9.80665 m/s2) or m/s2."},
+    {.name = "velocity_band",
+     .type = MR_FIELD_STRING,
+     .offset = F(velocity_band),
+     .def = "10-1000",
+     .help = "Band \"LO-HI\" in Hz of the velocity RMS: ISO 10816-3 uses 10-1000 for machines "
+             "above 600 r/min and 2-1000 for 120-600 r/min."},
+    {.name = "iso_group",
+     .type = MR_FIELD_INT,
+     .offset = F(iso_group),
+     .def = "2",
+     .min = "1",
+     .max = "2",
+     .help = "ISO 10816-3 machine group: 1 for large machines (above 300 kW), 2 for medium "
+             "ones (15 to 300 kW). Selects the zone boundaries with `foundation`."},
+    {.name = "foundation",
+     .type = MR_FIELD_ENUM,
+     .offset = F(foundation),
+     .def = "rigid",
+     .values = foundation_names,
+     .help = "Foundation of the machine: rigid or flexible (ISO 10816-3). Group 2 rigid: "
+             "A/B 1.4, B/C 2.8, C/D 4.5 mm/s."},
+    {.name = "zones",
+     .type = MR_FIELD_SECTION,
+     .offset = F(zones),
+     .section = &zones_section,
+     .help = "Own zone boundaries in mm/s instead of the ISO table, e.g. {ab: 2, bc: 4, cd: 6} "
+             "(from the machine maker or a baseline: ISO suggests an alarm at baseline + 25 % "
+             "of B/C)."},
+    {.name = "hysteresis",
+     .type = MR_FIELD_DOUBLE,
+     .offset = F(hysteresis_pct),
+     .def = "5",
+     .min = "0",
+     .max = "50",
+     .help = "After a zone alert, raise the next one for the same boundary only once the "
+             "velocity has been this many percent below it."},
     {.name = "max_keys",
      .type = MR_FIELD_INT,
-     .offset = offsetof(struct vib_conf, max_keys),
+     .offset = F(max_keys),
      .def = "10000",
      .min = "1",
      .max = "1000000",
@@ -658,12 +1058,14 @@ static const struct mr_field vib_fields[] = {
     {0},
 };
 
+#undef F
+
 const struct mr_plugin mr_operator_vibration = {
     .kind = MR_PLUGIN_OPERATOR,
     .name = "vibration",
     .help = "Condition-monitoring features of vibration sample blocks per window: RMS, peak, "
-            "crest factor, kurtosis, band RMS and bearing defect amplitudes (envelope "
-            "spectrum).",
+            "crest factor, kurtosis, band RMS (Welch spectrum), velocity RMS with its ISO "
+            "10816-3 zone, bearing defect amplitudes (envelope spectrum).",
     .conf = {.fields = vib_fields, .size = sizeof(struct vib_conf), .check = vib_check},
     .ctx_size = sizeof(struct vib_ctx),
     .op = {.init = vib_init,

@@ -33,9 +33,9 @@ fi
 flags=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
     -std=c11 -D_GNU_SOURCE -DMR_VERSION='"fuzz"' -Iinclude -Isrc)
 # shellcheck disable=SC2207
-pkg_cflags=($(pkg-config --cflags libuv yaml-0.1 jansson kissfft-float))
+pkg_cflags=($(pkg-config --cflags libuv yaml-0.1 jansson))
 # shellcheck disable=SC2207
-pkg_libs=($(pkg-config --libs libuv yaml-0.1 jansson kissfft-float) -lpthread -lm)
+pkg_libs=($(pkg-config --libs libuv yaml-0.1 jansson) -lpthread -lm)
 
 shopt -s nullglob
 targets=(tests/fuzz/fuzz_*.c)

@@ -1,7 +1,8 @@
-/* Operator `vibration`: time-domain statistics of known signals, band RMS of a tone and of
- * noise (Parseval), bearing defect frequencies of the IMS rig (domain.md §3.3), the envelope
- * spectrum of impacts at BPFO, window timing, gaps, bad input and config, and a checkpoint
- * round trip in the middle of a window. */
+/* Operator `vibration`: time-domain statistics of known signals (and their chunked moments
+ * against a two-pass reference), band RMS of a tone and of noise (Parseval), velocity RMS of
+ * tones and the ISO 10816-3 zones with their alerts, bearing defect frequencies of the IMS rig
+ * (domain.md §3.3), the envelope spectrum of impacts at BPFO, window timing, gaps, bad input
+ * and config, and a checkpoint round trip in the middle of a window. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,11 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
-#include <time.h>
 
 #include <cmocka.h>
 
-#include "analytics/vibration_fft.h"
+#include "analytics/vibration_dsp.h"
 #include "millrace/alloc.h"
 #include "support/op_harness.h"
 
@@ -229,15 +229,15 @@ static void test_envelope_bpfo(void **state)
     make_bpfo_signal(BLOCK);
     /* the envelope spectrum itself peaks at BPFO */
     struct mr_vib_dsp d;
-    assert_int_equal(mr_vib_dsp_init(&d, BLOCK), 0);
+    assert_int_equal(mr_vib_dsp_init(&d, 8192), 0); /* 1.22 Hz bins */
     mr_vib_dsp_spectrum(&d, sig);
     assert_int_equal(mr_vib_dsp_prepare(&d, RATE, 2000, 4000, 1200), 0);
     mr_vib_dsp_envelope(&d);
     uint32_t best = 0;
-    for (uint32_t k = 50; k <= d.m / 2; k++) { /* above the cage and shaft rates */
-        best = d.envamp[k] > d.envamp[best] ? k : best;
+    for (uint32_t k = 41; k <= d.m / 2; k++) { /* above the cage and shaft rates */
+        best = d.envpow[k] > d.envpow[best] ? k : best;
     }
-    assert_true(fabs(best * RATE / BLOCK - 236.40) <= 1.0);
+    assert_true(fabs(best * RATE / 8192 - 236.40) <= RATE / 8192);
     mr_vib_dsp_fini(&d);
 
     struct op_harness h;
@@ -251,9 +251,11 @@ static void test_envelope_bpfo(void **state)
                 2 * value_of(&h, "vibration.bpfi_amp2", NULL));
     op_harness_close(&h);
 
-    /* the same machine without a fault: no BPFO line */
+    /* the same machine without the fault (same noise and shaft tone): no BPFO line */
     open_ok(&h, IMS_YAML);
-    make_signal(SIG_NOISE, BLOCK);
+    for (size_t i = 0; i < BLOCK; i++) {
+        sig[i] = (float)(0.2 * gauss() + 0.5 * sin(2 * M_PI * 33.333 * (double)i / RATE));
+    }
     feed(&h, T0, sig, BLOCK, 1000);
     assert_true(value_of(&h, "vibration.bpfo_amp", NULL) < bpfo / 5);
     op_harness_close(&h);
@@ -326,8 +328,13 @@ static void test_bad_config(void **state)
         "features: [rms, wobble]\n",
         "bands: [10-500, fast]\n",
         "bands: [500-10]\n",
-        "block: 1001\n",
-        "block: 10\n",
+        "nfft: 1000\n",            /* not a power of two */
+        "block: 10\n",             /* below the minimum */
+        "block: 1000\n",           /* shorter than a segment */
+        "velocity_band: 0-1000\n", /* no velocity at 0 Hz */
+        "zones: {ab: 3, bc: 2, cd: 5}\n",
+        "iso_group: 3\n",
+        "unit: mph\n",
         "envelope_band: high\n",
         "bearing: {balls: 9, ball_diameter: 8, pitch_diameter: 39}\n", /* no shaft_rpm */
         "shaft_rpm: 1800\nbearing: {balls: 9, ball_diameter: 40, pitch_diameter: 39}\n",
@@ -343,57 +350,130 @@ static void test_bad_config(void **state)
     }
 }
 
-/* CPU per sensor-second (1 s at 10 kHz, every feature); meaningful in a release build. */
-static void test_cpu(void **state)
+/* Chunked moments equal a two-pass double computation on the same samples, for any chunking,
+ * also far from zero mean (a DC offset 100 times the vibration). */
+static void test_moments(void **state)
 {
     (void)state;
-    struct op_harness h;
-    open_ok(&h, IMS_YAML);
-    make_bpfo_signal(BLOCK);
-    int seconds = 20;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (int s = 0; s < seconds; s++) {
-        feed(&h, T0 + s * SEC, sig, BLOCK, 1000);
-        op_harness_clear(&h);
+    size_t n = 3 * BLOCK;
+    for (size_t i = 0; i < n; i++) {
+        sig[i] = (float)(100 + gauss() + (i % 997 == 0 ? 8 : 0));
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double us =
-        ((double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3) / seconds;
-    printf("vibration: %.1f us per 10 kHz sensor-second (operator in the test harness)\n", us);
+    double mean = 0, m2 = 0, m3 = 0, m4 = 0;
+    for (size_t i = 0; i < n; i++) {
+        mean += sig[i];
+    }
+    mean /= (double)n;
+    for (size_t i = 0; i < n; i++) {
+        double d = sig[i] - mean;
+        m2 += d * d;
+        m3 += d * d * d;
+        m4 += d * d * d * d;
+    }
+    m2 /= (double)n;
+    double skew = m3 / (double)n / pow(m2, 1.5), kurt = m4 / (double)n / (m2 * m2);
+    static const size_t chunks[] = {1, 7, 1000, 1024, 4096, 30000};
+    for (size_t c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
+        struct mr_vib_moments m;
+        mr_vib_moments_reset(&m);
+        for (size_t i = 0; i < n; i += chunks[c]) {
+            mr_vib_moments_add(&m, sig + i, n - i < chunks[c] ? n - i : chunks[c]);
+        }
+        struct mr_vib_stats st;
+        mr_vib_moments_stats(&m, &st);
+        assert_near(m.mean, mean, 1e-9 * mean);
+        assert_near(m.m2 / m.n, m2, 1e-4 * m2);
+        assert_near(st.skewness, skew, 1e-3);
+        assert_near(st.kurtosis, kurt, 1e-4 * kurt);
+    }
+}
+
+/* ISO 10816-3 velocity: tones of known velocity RMS through zones A, B, C, D (group 2 rigid:
+ * 1.4 / 2.8 / 4.5 mm/s), alerts entering C and D, re-armed 5 % below their boundary. */
+static void test_velocity_zones(void **state)
+{
+    (void)state;
+    static const struct {
+        double v, f; /* mm/s RMS, Hz */
+        const char *zone;
+        const char *alert; /* severity of the alert this window raises, or NULL */
+    } steps[] = {
+        {1.0, 100, "A", NULL},      {2.0, 50, "B", NULL},
+        {3.5, 200, "C", "warning"}, {3.6, 200, "C", NULL},
+        {6.0, 100, "D", "alarm"},   {4.4, 100, "C", NULL}, /* within 5 % of C/D: still armed */
+        {4.8, 100, "D", NULL},      {2.7, 100, "B", NULL}, /* within 5 % of B/C */
+        {3.0, 100, "C", NULL},      {2.0, 100, "B", NULL}, /* well below: re-armed */
+        {4.0, 100, "C", "warning"},
+    };
+    struct op_harness h;
+    open_ok(&h, "features: [velocity]\n");
+    for (size_t s = 0; s < sizeof(steps) / sizeof(steps[0]); s++) {
+        /* amplitude in g of a tone whose velocity RMS is v: A = v sqrt2 2 pi f / 9806.65 */
+        double amp = steps[s].v * M_SQRT2 * 2 * M_PI * steps[s].f / 9806.65;
+        for (size_t i = 0; i < BLOCK; i++) {
+            sig[i] = (float)(amp * sin(2 * M_PI * steps[s].f * (double)i / RATE));
+        }
+        /* two windows per step: segments overlap, so the first one mixes in the previous step */
+        op_harness_clear(&h);
+        feed(&h, T0 + (int64_t)(2 * s) * SEC, sig, BLOCK, 1000);
+        long a = op_find(&h, 0, M1, "alert");
+        feed(&h, T0 + (int64_t)(2 * s + 1) * SEC, sig, BLOCK, 1000);
+        long v = op_find(&h, 0, M1, "vibration.velocity_rms");
+        v = op_find(&h, (size_t)v + 1, M1, "vibration.velocity_rms"); /* the second window */
+        assert_true(v >= 0);
+        assert_near(h.out[v].v.f64, steps[s].v, 0.02 * steps[s].v);
+        long z = op_find(&h, (size_t)v, M1, "vibration.iso_zone");
+        assert_true(z >= 0);
+        assert_int_equal(h.out[z].type, MR_VALUE_STRING);
+        assert_memory_equal(h.out[z].v.str.ptr, steps[s].zone, 1);
+        assert_int_equal(op_find(&h, (size_t)a + 1, M1, "alert"), -1); /* one per step at most */
+        if (steps[s].alert == NULL) {
+            assert_int_equal(a, -1);
+            continue;
+        }
+        assert_true(a >= 0);
+        const struct mr_record *r = &h.out[a];
+        assert_int_equal(r->time_ns, T0 + (int64_t)(2 * s + 1) * SEC);
+        bool sev = false, det = false, start = false;
+        for (size_t t = 0; t < r->ntags; t++) {
+            size_t kl = 0;
+            const char *k = mr_names_str(h.names, r->tags[t].key, &kl);
+            const struct mr_bytes *tv = &r->tags[t].value;
+            if (strcmp(k, "severity") == 0) {
+                sev = tv->len == strlen(steps[s].alert) &&
+                      memcmp(tv->ptr, steps[s].alert, tv->len) == 0;
+            }
+            det |=
+                strcmp(k, "detector") == 0 && tv->len == 8 && memcmp(tv->ptr, "iso10816", 8) == 0;
+            if (strcmp(k, "window_start") == 0) {
+                start = strtoll(tv->ptr, NULL, 10) == T0 + (int64_t)(2 * s) * SEC;
+            }
+        }
+        assert_true(sev && det && start);
+    }
     op_harness_close(&h);
 
-    /* the analysis alone: statistics, spectrum, envelope */
-    struct mr_vib_dsp d;
-    struct mr_vib_stats st;
-    double part[3] = {0};
-    assert_int_equal(mr_vib_dsp_init(&d, BLOCK), 0);
-    assert_int_equal(mr_vib_dsp_prepare(&d, RATE, 2000, 4000, 1200), 0);
-    for (int s = 0; s < seconds; s++) {
-        struct timespec a, b, c2, e;
-        clock_gettime(CLOCK_MONOTONIC, &a);
-        mr_vib_stats(sig, BLOCK, &st);
-        clock_gettime(CLOCK_MONOTONIC, &b);
-        mr_vib_dsp_spectrum(&d, sig);
-        clock_gettime(CLOCK_MONOTONIC, &c2);
-        mr_vib_dsp_envelope(&d);
-        clock_gettime(CLOCK_MONOTONIC, &e);
-        part[0] += (double)(b.tv_nsec - a.tv_nsec) / 1e3 + (double)(b.tv_sec - a.tv_sec) * 1e6;
-        part[1] += (double)(c2.tv_nsec - b.tv_nsec) / 1e3 + (double)(c2.tv_sec - b.tv_sec) * 1e6;
-        part[2] += (double)(e.tv_nsec - c2.tv_nsec) / 1e3 + (double)(e.tv_sec - c2.tv_sec) * 1e6;
+    /* m/s2 samples and own boundaries: 1 m/s2 at 100 Hz = 1.1254 mm/s RMS, above ab 1.0 */
+    open_ok(&h, "features: [velocity]\nunit: m/s2\nzones: {ab: 1.0, bc: 2.0, cd: 3.0}\n");
+    for (size_t i = 0; i < BLOCK; i++) {
+        sig[i] = (float)sin(2 * M_PI * 100 * (double)i / RATE);
     }
-    printf("vibration: stats %.1f us, spectrum %.1f us, envelope (m=%u) %.1f us per second\n",
-           part[0] / seconds, part[1] / seconds, d.m, part[2] / seconds);
-    mr_vib_dsp_fini(&d);
+    feed(&h, T0, sig, BLOCK, 1000);
+    assert_near(value_of(&h, "vibration.velocity_rms", NULL), 1000 / (2 * M_PI * 100) / M_SQRT2,
+                0.02);
+    long z = op_find(&h, 0, M1, "vibration.iso_zone");
+    assert_memory_equal(h.out[z].v.str.ptr, "B", 1);
+    op_harness_close(&h);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stats),        cmocka_unit_test(test_bands),
-        cmocka_unit_test(test_defect_freqs), cmocka_unit_test(test_envelope_bpfo),
-        cmocka_unit_test(test_roundtrip),    cmocka_unit_test(test_gaps_and_bad_input),
-        cmocka_unit_test(test_bad_config),   cmocka_unit_test(test_cpu),
+        cmocka_unit_test(test_stats),          cmocka_unit_test(test_bands),
+        cmocka_unit_test(test_defect_freqs),   cmocka_unit_test(test_envelope_bpfo),
+        cmocka_unit_test(test_roundtrip),      cmocka_unit_test(test_gaps_and_bad_input),
+        cmocka_unit_test(test_bad_config),     cmocka_unit_test(test_moments),
+        cmocka_unit_test(test_velocity_zones),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
