@@ -77,3 +77,65 @@ double mr_det_state_step(const struct mr_det_params *p, struct mr_det_state *s, 
     }
     }
 }
+
+void mr_det_roll_init(struct mr_det_roll *r, double *ring, uint32_t cap)
+{
+    *r = (struct mr_det_roll){.ring = ring, .cap = cap};
+}
+
+double mr_det_roll_at(const struct mr_det_roll *r, uint32_t i)
+{
+    uint32_t oldest = r->n < r->cap ? 0 : r->head;
+    return r->ring[(oldest + i) % r->cap];
+}
+
+void mr_det_roll_recompute(struct mr_det_roll *r)
+{
+    /* Oldest first, so that a ring restored from a checkpoint (laid out from slot 0) sums in
+     * the same order and gives the same bits. */
+    double sum = 0;
+    for (uint32_t i = 0; i < r->n; i++) {
+        sum += mr_det_roll_at(r, i);
+    }
+    double mean = r->n > 0 ? sum / (double)r->n : 0;
+    double m2 = 0;
+    for (uint32_t i = 0; i < r->n; i++) {
+        double d = mr_det_roll_at(r, i) - mean;
+        m2 += d * d;
+    }
+    r->mean = mean;
+    r->m2 = m2;
+    r->since = 0;
+}
+
+void mr_det_roll_push(struct mr_det_roll *r, double x)
+{
+    if (r->n == r->cap) {
+        double y = r->ring[r->head];
+        /* Welford removal of y, then addition of x, at constant n. */
+        double n = (double)r->n;
+        double old_mean = r->mean;
+        r->mean += (x - y) / n;
+        r->m2 += (x - y) * (x - r->mean + y - old_mean);
+        if (r->m2 < 0) {
+            r->m2 = 0;
+        }
+        r->ring[r->head] = x;
+        r->head = (r->head + 1) % r->cap;
+        if (++r->since >= r->cap) {
+            mr_det_roll_recompute(r);
+        }
+        return;
+    }
+    r->ring[r->head] = x;
+    r->head = (r->head + 1) % r->cap;
+    r->n++;
+    double d = x - r->mean;
+    r->mean += d / (double)r->n;
+    r->m2 += d * (x - r->mean);
+}
+
+double mr_det_roll_std(const struct mr_det_roll *r)
+{
+    return r->n > 1 ? sqrt(r->m2 / (double)r->n) : 0;
+}

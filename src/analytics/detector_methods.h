@@ -14,6 +14,12 @@
  *   page_hinkley  m_t = sum(z'_j - delta), PH = m_t - min m; z' is taken against the running
  *                 mean of everything seen (the baseline counts as nbase values), so a slow
  *                 drift of the level is partly absorbed; limit lambda (sigma units)
+ *
+ * Rolling baseline (struct mr_det_roll): the last `cap` values in a ring, with their mean and
+ * sum of squared deviations kept by Welford add/remove in O(1) per value and recomputed from
+ * the ring (two passes) after every cap replacements, so rounding errors cannot accumulate
+ * over a long stream. The standard deviation is the population one (divide by n), as NAB's
+ * windowed Gaussian detector uses.
  */
 #ifndef MR_ANALYTICS_DETECTOR_METHODS_H
 #define MR_ANALYTICS_DETECTOR_METHODS_H
@@ -64,5 +70,26 @@ void mr_det_state_start(struct mr_det_state *s, double mu, double sigma, double 
 double mr_det_state_step(const struct mr_det_params *p, struct mr_det_state *s, double x);
 /* ewma: half-width of the exact limit at step i (in the signal's unit). */
 double mr_det_ewma_limit(const struct mr_det_params *p, double sigma, uint64_t i);
+
+/* The last cap values of one key; ring (cap doubles) is owned by the caller. 32 bytes. */
+struct mr_det_roll {
+    double *ring;
+    uint32_t cap;
+    uint32_t n;     /* values held, <= cap */
+    uint32_t head;  /* next slot written; the oldest value when n == cap */
+    uint32_t since; /* replacements since the last exact recompute */
+    double mean;
+    double m2; /* sum of squared deviations from mean */
+};
+
+void mr_det_roll_init(struct mr_det_roll *r, double *ring, uint32_t cap);
+/* Add x, dropping the oldest value when the ring is full. */
+void mr_det_roll_push(struct mr_det_roll *r, double x);
+/* Mean and M2 again from the values held (two passes). */
+void mr_det_roll_recompute(struct mr_det_roll *r);
+/* Population standard deviation of the values held (0 when fewer than 2). */
+double mr_det_roll_std(const struct mr_det_roll *r);
+/* i-th value held, 0 = the oldest. */
+double mr_det_roll_at(const struct mr_det_roll *r, uint32_t i);
 
 #endif

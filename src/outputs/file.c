@@ -10,10 +10,24 @@
  *       rotate_age: 1d        # 0: never
  *       keep: 5               # rotated files kept: press3.jsonl.1 (newest) .. .5 (oldest)
  *       fsync: false          # true: each flush reaches the disk (fdatasync)
+ *     detections:             # one flat JSON object per record, chosen keys
+ *       type: file
+ *       path: out/detections.jsonl
+ *       fields: [time, value, anomaly_score, alert]
+ *       time_format: "%Y-%m-%d %H:%M:%S"
  *
  * Formats:
  *  - json: one line per record, exactly as mr_record_to_json writes it (and the file input and
  *    the stdin input read back); sample blocks included.
+ *  - json with `fields`: one flat object per record with just those keys, in that order, e.g.
+ *    {"time":"2013-12-02 21:15:00","value":73.967,"anomaly_score":0,"alert":false}. A key is
+ *    a part of the record (time, asset, signal, value, quality) or a tag's name (tags.NAME
+ *    names a tag whose name collides with a part). Values keep their type (numbers, true/false,
+ *    text; a sample block or a NaN is null); tag text that is a number or true/false is
+ *    written as a JSON number or boolean, other text as a string, a missing tag as null.
+ *    `time` follows time_format: rfc3339 (default), unix_s / unix_ms / unix_ns (numbers) or a
+ *    strftime pattern in UTC (whole seconds), so a CSV time column can be written back as it
+ *    was read. The file input reads these objects with `columns` (flat JSON lines).
  *  - csv: a header `time,asset,signal,value,quality,tags`, then one row per record: time in
  *    RFC 3339 UTC with nanoseconds, the value as a number (shortest text that reads back to the
  *    same double), true/false or text, tags as key=value pairs joined by ';' with '\' before a
@@ -48,6 +62,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "millrace/alloc.h"
@@ -57,6 +72,7 @@
 
 #define INITIAL_BUF (256u * 1024u)
 #define CSV_HEADER  "time,asset,signal,value,quality,tags\n"
+#define MAX_FIELDS  64
 
 extern const struct mr_plugin mr_output_file;
 
@@ -75,7 +91,20 @@ struct file_out_conf {
     int64_t keep;
     bool fsync;
     uint64_t max_record;
+    struct mr_strlist fields;
+    char *time_format;
 };
+
+/* One key of a flat JSON object: a part of the record, or a tag (by interned key). */
+enum flat_kind { FLAT_TIME, FLAT_ASSET, FLAT_SIGNAL, FLAT_VALUE, FLAT_QUALITY, FLAT_TAG };
+
+struct flat_field {
+    enum flat_kind kind;
+    mr_name_id tag;
+    const char *name; /* the key written: conf->fields item, without a "tags." prefix */
+};
+
+enum time_kind { TIME_RFC3339, TIME_UNIX_S, TIME_UNIX_MS, TIME_UNIX_NS, TIME_PATTERN };
 
 struct file_out_ctx {
     const struct file_out_conf *conf;
@@ -92,6 +121,9 @@ struct file_out_ctx {
     int64_t opened_ns;
     char *buf;
     size_t used, cap;
+    struct flat_field flat[MAX_FIELDS]; /* fields: one flat JSON object per record */
+    size_t nflat;
+    enum time_kind time_kind;
 };
 
 static const struct mr_field file_out_fields[] = {
@@ -141,6 +173,24 @@ static const struct mr_field file_out_fields[] = {
      .max = "256MiB",
      .help = "Largest line written (a block of samples can be large); larger records are "
              "counted as errors and skipped."},
+    {.name = "fields",
+     .type = MR_FIELD_STRING_LIST,
+     .offset = offsetof(struct file_out_conf, fields),
+     .max = "64",
+     .help = "format json only: write each record as one flat object with just these keys, in "
+             "this order, e.g. [time, value, anomaly_score, alert]: time, asset, signal, value, "
+             "quality, or a tag's name (tags.NAME also works). Tags holding a number or "
+             "true/false are written as JSON numbers and booleans; a missing one as null. "
+             "Empty: millrace's full record JSON."},
+    {.name = "time_format",
+     .type = MR_FIELD_STRING,
+     .offset = offsetof(struct file_out_conf, time_format),
+     .def = "rfc3339",
+     .help = "How `time` is written with fields: rfc3339 (2026-11-24T16:49:00.500000000Z), "
+             "unix_s, "
+             "unix_ms, unix_ns (numbers), or a strftime pattern in UTC such as "
+             "\"%Y-%m-%d %H:%M:%S\" (whole seconds), as the file input's time_format reads "
+             "it back."},
     {0},
 };
 
@@ -320,12 +370,260 @@ static long csv_render(const struct mr_record *rec, const struct mr_names *names
     return o.full ? MR_ETOOBIG : (long)o.len;
 }
 
+/* ---- flat JSON (fields) ------------------------------------------------------------------ */
+
+static void put_json_str(struct out *o, const char *s, size_t len)
+{
+    put_ch(o, '"');
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            put_ch(o, '\\');
+            put_ch(o, (char)ch);
+        } else if (ch < 0x20) {
+            char esc[8];
+            int n = snprintf(esc, sizeof(esc), "\\u%04x", ch);
+            put(o, esc, (size_t)n);
+        } else {
+            put_ch(o, (char)ch);
+        }
+    }
+    put_ch(o, '"');
+}
+
+/* A finite double as a JSON number, the shortest text that reads back to it; NaN and
+ * infinities have none: null. */
+static void put_json_double(struct out *o, double v)
+{
+    char tmp[40];
+    int n = 4;
+    if (!isfinite(v)) {
+        put(o, "null", 4);
+        return;
+    }
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
+        if (strtod(tmp, NULL) == v) {
+            break;
+        }
+    }
+    put(o, tmp, (size_t)n);
+}
+
+/* Tag text typed: true/false as booleans, a number as a number, anything else as a string. */
+static void put_json_typed(struct out *o, const char *s, size_t len)
+{
+    char tmp[64];
+    if ((len == 4 && memcmp(s, "true", 4) == 0) || (len == 5 && memcmp(s, "false", 5) == 0)) {
+        put(o, s, len);
+        return;
+    }
+    if (len > 0 && len < sizeof(tmp) && s[0] != ' ') {
+        memcpy(tmp, s, len);
+        tmp[len] = '\0';
+        char *end = NULL;
+        double v = strtod(tmp, &end);
+        if (end == tmp + len && isfinite(v)) {
+            put_json_double(o, v);
+            return;
+        }
+    }
+    put_json_str(o, s, len);
+}
+
+static void put_time(const struct file_out_ctx *c, struct out *o, int64_t ns)
+{
+    char tmp[128];
+    size_t n = 0;
+    int64_t sec = ns / 1000000000;
+    int64_t frac = ns % 1000000000;
+    if (frac < 0) {
+        sec--;
+        frac += 1000000000;
+    }
+    switch (c->time_kind) {
+    case TIME_UNIX_S:
+        n = (size_t)snprintf(tmp, sizeof(tmp), "%" PRId64 ".%09" PRId64, sec, frac);
+        break;
+    case TIME_UNIX_MS:
+        n = (size_t)snprintf(tmp, sizeof(tmp), "%" PRId64, sec * 1000 + frac / 1000000);
+        break;
+    case TIME_UNIX_NS:
+        n = (size_t)snprintf(tmp, sizeof(tmp), "%" PRId64, ns);
+        break;
+    case TIME_PATTERN: {
+        time_t t = (time_t)sec;
+        struct tm tm;
+        n = gmtime_r(&t, &tm) != NULL ? strftime(tmp, sizeof(tmp), c->conf->time_format, &tm) : 0;
+        put_json_str(o, tmp, n);
+        return;
+    }
+    default:
+        n = mr_time_format_rfc3339(ns, tmp, sizeof(tmp));
+        put_json_str(o, tmp, n);
+        return;
+    }
+    put(o, tmp, n);
+}
+
+static void put_value(struct out *o, const struct mr_record *rec)
+{
+    switch (rec->type) {
+    case MR_VALUE_F64:
+        put_json_double(o, rec->v.f64);
+        break;
+    case MR_VALUE_I64: {
+        char tmp[24];
+        int n = snprintf(tmp, sizeof(tmp), "%" PRId64, rec->v.i64);
+        put(o, tmp, (size_t)n);
+        break;
+    }
+    case MR_VALUE_BOOL:
+        put(o, rec->v.b ? "true" : "false", rec->v.b ? 4 : 5);
+        break;
+    case MR_VALUE_STRING:
+        put_json_str(o, rec->v.str.ptr, rec->v.str.len);
+        break;
+    default:
+        put(o, "null", 4); /* a sample block has no single value */
+        break;
+    }
+}
+
+static void put_flat_field(const struct file_out_ctx *c, struct out *o, const struct flat_field *f,
+                           const struct mr_record *rec)
+{
+    size_t len = 0;
+    const char *s = NULL;
+    switch (f->kind) {
+    case FLAT_TIME:
+        put_time(c, o, rec->time_ns);
+        return;
+    case FLAT_ASSET:
+    case FLAT_SIGNAL:
+        s = mr_names_str(c->host->names, f->kind == FLAT_ASSET ? rec->asset : rec->signal, &len);
+        put_json_str(o, s != NULL ? s : "", s != NULL ? len : 0);
+        return;
+    case FLAT_VALUE:
+        put_value(o, rec);
+        return;
+    case FLAT_QUALITY:
+        s = mr_quality_name((enum mr_quality)rec->quality);
+        put_json_str(o, s, strlen(s));
+        return;
+    default:
+        for (uint16_t i = 0; i < rec->ntags && i < MR_RECORD_MAX_TAGS; i++) {
+            if (rec->tags[i].key == f->tag) {
+                put_json_typed(o, rec->tags[i].value.ptr, rec->tags[i].value.len);
+                return;
+            }
+        }
+        put(o, "null", 4);
+        return;
+    }
+}
+
+/* {"time":...,"value":...} with the configured keys, newline included. */
+static long flat_render(const struct file_out_ctx *c, const struct mr_record *rec, char *out,
+                        size_t cap)
+{
+    struct out o = {.p = out, .cap = cap};
+    put_ch(&o, '{');
+    for (size_t i = 0; i < c->nflat; i++) {
+        if (i > 0) {
+            put_ch(&o, ',');
+        }
+        put_json_str(&o, c->flat[i].name, strlen(c->flat[i].name));
+        put_ch(&o, ':');
+        put_flat_field(c, &o, &c->flat[i], rec);
+    }
+    put(&o, "}\n", 2);
+    return o.full ? MR_ETOOBIG : (long)o.len;
+}
+
+static enum time_kind time_kind_of(const char *s)
+{
+    static const struct {
+        const char *name;
+        enum time_kind kind;
+    } kinds[] = {{"rfc3339", TIME_RFC3339},
+                 {"unix_s", TIME_UNIX_S},
+                 {"unix_ms", TIME_UNIX_MS},
+                 {"unix_ns", TIME_UNIX_NS}};
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (s == NULL || strcmp(s, kinds[i].name) == 0) {
+            return s == NULL ? TIME_RFC3339 : kinds[i].kind;
+        }
+    }
+    return TIME_PATTERN;
+}
+
+/* Resolve conf->fields once: parts of the record by name, the rest as interned tag keys. */
+static int flat_init(struct file_out_ctx *c, struct mr_err *err)
+{
+    static const char *const parts[] = {"time", "asset", "signal", "value", "quality"};
+    const struct mr_strlist *fl = &c->conf->fields;
+    c->time_kind = time_kind_of(c->conf->time_format);
+    for (size_t i = 0; i < fl->n && i < MAX_FIELDS; i++) {
+        struct flat_field *f = &c->flat[i];
+        const char *name = fl->items[i];
+        f->kind = FLAT_TAG;
+        if (strncmp(name, "tags.", 5) == 0) {
+            name += 5;
+        } else {
+            for (size_t k = 0; k < sizeof(parts) / sizeof(parts[0]); k++) {
+                if (strcmp(name, parts[k]) == 0) {
+                    f->kind = (enum flat_kind)k;
+                }
+            }
+        }
+        f->name = name;
+        int rc =
+            f->kind == FLAT_TAG ? mr_names_intern(c->host->names, name, strlen(name), &f->tag) : 0;
+        if (rc != 0) {
+            return MR_ERR_SET(err, rc, "fields: cannot intern '%s': %s", name, mr_strerror(rc));
+        }
+    }
+    c->nflat = fl->n < MAX_FIELDS ? fl->n : MAX_FIELDS;
+    return 0;
+}
+
+static void file_out_check(void *conf, struct mr_config_check *chk)
+{
+    const struct file_out_conf *c = conf;
+    if (c->fields.n > 0 && c->format != OUT_JSON) {
+        mr_config_check_fail(chk, "fields", "fields (flat objects) need format: json");
+    }
+    for (size_t i = 0; i < c->fields.n; i++) {
+        const char *f = c->fields.items[i];
+        if (f[0] == '\0' || strcmp(f, "tags.") == 0) {
+            mr_config_check_fail(chk, "fields", "item %zu is empty: name a record part or a tag",
+                                 i + 1);
+        }
+    }
+    const char *tf = c->time_format;
+    if (tf != NULL && time_kind_of(tf) == TIME_PATTERN && strchr(tf, '%') == NULL) {
+        mr_config_check_fail(chk, "time_format",
+                             "'%s' is neither rfc3339, unix_s, unix_ms, unix_ns nor a strftime "
+                             "pattern such as \"%%Y-%%m-%%d %%H:%%M:%%S\"",
+                             tf);
+    }
+    if (tf != NULL && time_kind_of(tf) != TIME_RFC3339 && c->fields.n == 0) {
+        mr_config_check_fail(chk, "time_format",
+                             "applies to flat objects only: set fields too (the record JSON and "
+                             "CSV always write RFC 3339)");
+    }
+}
+
 /* One line (newline included) into out. */
 static long line_render(const struct file_out_ctx *c, const struct mr_record *rec, char *out,
                         size_t cap)
 {
     if (c->conf->format == OUT_CSV) {
         return csv_render(rec, c->host->names, out, cap);
+    }
+    if (c->nflat > 0) {
+        return flat_render(c, rec, out, cap);
     }
     if (cap < 2) {
         return MR_ETOOBIG;
@@ -645,6 +943,9 @@ static int file_out_init(void *ctx, const void *conf, struct mr_output_host *hos
     if (rc != 0) {
         return rc;
     }
+    if ((rc = flat_init(c, err)) != 0) {
+        return rc;
+    }
     c->buf = mr_malloc(c->cap);
     if (c->buf == NULL) {
         return MR_ERR_SET(err, MR_ENOMEM, "out of memory");
@@ -669,7 +970,9 @@ const struct mr_plugin mr_output_file = {
     .help = "Appends records to a file as JSON lines or CSV, starting a new file by size or "
             "age and keeping a set number of old ones: for archives, hand-over to other tools "
             "and spreadsheets.",
-    .conf = {.fields = file_out_fields, .size = sizeof(struct file_out_conf)},
+    .conf = {.fields = file_out_fields,
+             .size = sizeof(struct file_out_conf),
+             .check = file_out_check},
     .ctx_size = sizeof(struct file_out_ctx),
     .output = {.init = file_out_init,
                .write = file_out_write,

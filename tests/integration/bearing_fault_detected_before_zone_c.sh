@@ -41,9 +41,11 @@ print(f"fault at {fault:.0f} s, detector alert at {first:.0f} s, zone C at {zone
 assert first >= fault, f"alert before the fault exists ({first} s)"
 assert first < zone_c[0] - 60, "the detector was not at least a minute ahead of zone C"
 tags = detector[0]["tags"]
-for k in ("feature", "value", "baseline", "threshold", "detector", "severity"):
+for k in ("feature", "value", "baseline", "threshold", "detector", "severity", "window_start",
+          "window_end"):
     assert k in tags, f"alert without {k}"
 assert tags["feature"] == "vibration.kurtosis"
+assert int(tags["window_end"]) - int(tags["window_start"]) == 1_000_000_000, tags
 assert iso, "no zone C alert"
 t = iso[0]["tags"]
 assert t["zone"] == "C" and t["threshold"] == "2.8" and t["severity"] == "warning", t

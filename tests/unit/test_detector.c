@@ -1,7 +1,8 @@
 /* The detector operator: the NIST/SEMATECH e-Handbook EWMA and CUSUM examples
  * (tests/data/nist_spc_examples, SOURCE.md lists what each certifies), detection delays for
- * steps and ramps, false-alarm rates on N(0,1) noise, config errors and a checkpoint round
- * trip. */
+ * steps and ramps, false-alarm rates on N(0,1) noise, the rolling z-score against a two-pass
+ * reference (and its step, ramp and noise behaviour), emit: annotate, only_when gating,
+ * config errors and a checkpoint round trip. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -357,7 +358,7 @@ static void test_learn_select_alert(void **state)
     s = op_find(&h, (size_t)s + 1, PRESS, "temp.score");
     assert_float_equal(h.out[s].v.f64, 4 / sd / 3, 1e-9);
     long a = op_find(&h, (size_t)s + 1, PRESS, "temp.anomaly_score");
-    assert_float_equal(h.out[a].v.f64, 1.0, 0);
+    assert_float_equal(h.out[a].v.f64, erf(4 / sd / sqrt(2)), 1e-12); /* zscore: 2-sided */
     static const struct {
         int64_t t;
         const char *severity;
@@ -403,6 +404,333 @@ static void test_baseline_period(void **state)
     op_harness_close(&h);
 }
 
+/* ---- rolling z-score ---- */
+
+/* The ring's Welford sums against a plain two-pass computation over the same last W values,
+ * on a series with a large offset (where naive sums lose digits) and many recomputes. */
+static void test_roll_against_two_pass(void **state)
+{
+    (void)state;
+    enum { W = 97, N = 5000 };
+    static double all[N];
+    static double ring[W];
+    struct mr_det_roll r;
+    mr_det_roll_init(&r, ring, W);
+    struct rng g = {.s = 7};
+    for (int i = 0; i < N; i++) {
+        all[i] = 1e6 + 0.001 * i + rng_normal(&g);
+        mr_det_roll_push(&r, all[i]);
+        int n = i + 1 < W ? i + 1 : W;
+        double mean = 0;
+        double m2 = 0;
+        for (int k = i + 1 - n; k <= i; k++) {
+            mean += all[k];
+        }
+        mean /= n;
+        for (int k = i + 1 - n; k <= i; k++) {
+            m2 += (all[k] - mean) * (all[k] - mean);
+        }
+        double sd = n > 1 ? sqrt(m2 / n) : 0;
+        assert_int_equal(r.n, n);
+        assert_float_equal(mr_det_roll_at(&r, 0), all[i + 1 - n], 0);
+        if (fabs(r.mean - mean) > 1e-9 * 1e6 || fabs(mr_det_roll_std(&r) - sd) > 1e-6) {
+            fail_msg("i=%d: mean %.12g sd %.12g, two-pass %.12g %.12g", i, r.mean,
+                     mr_det_roll_std(&r), mean, sd);
+        }
+    }
+}
+
+/* Value of tag `key` of captured record i as a double (asserts it is there). */
+static double tag_num(struct op_harness *h, size_t i, const char *key)
+{
+    char buf[64];
+    const char *s = op_tag(h, i, key, buf, sizeof(buf));
+    assert_non_null(s);
+    return strtod(s, NULL);
+}
+
+/* The operator (window 200, scoring from 50 values): each value's z against the two-pass
+ * mean and population deviation of the (up to) 200 values before it; anomaly_score is
+ * erf(|z|/sqrt 2); one output record per input value (emit: annotate). */
+static void test_rolling_operator(void **state)
+{
+    (void)state;
+    enum { W = 200, MIN = 50, N = 1500 };
+    static double x[N];
+    struct op_harness h;
+    open_ok(&h, "method: zscore\nwindow: 200\nbaseline_samples: 50\nemit: annotate\n"
+                "signals: [temp]\nmax_keys: 10\n");
+    struct rng g = {.s = 99};
+    for (int i = 0; i < N; i++) {
+        x[i] = 20 + 0.01 * i + rng_normal(&g) * (i > 700 ? 2 : 1);
+        struct mr_record r = op_rec(&h, PRESS, "temp", (int64_t)i * SEC, x[i]);
+        assert_int_equal(op_harness_push(&h, &r, 1), 0);
+    }
+    assert_int_equal(count_signal(&h, "temp"), N);
+    long at = -1;
+    for (int i = 0; i < N; i++) {
+        at = op_find(&h, (size_t)(at + 1), PRESS, "temp");
+        assert_true(at >= 0);
+        assert_int_equal(h.out[at].time_ns, (int64_t)i * SEC);
+        double score = tag_num(&h, (size_t)at, "score");
+        double anom = tag_num(&h, (size_t)at, "anomaly_score");
+        if (i < MIN) {
+            assert_float_equal(score, 0, 0);
+            assert_float_equal(anom, 0, 0);
+            continue;
+        }
+        int n = i < W ? i : W;
+        double mean = 0;
+        double m2 = 0;
+        for (int k = i - n; k < i; k++) {
+            mean += x[k];
+        }
+        mean /= n;
+        for (int k = i - n; k < i; k++) {
+            m2 += (x[k] - mean) * (x[k] - mean);
+        }
+        double z = fabs(x[i] - mean) / sqrt(m2 / n);
+        if (fabs(score * 3 - z) > 1e-8 * (1 + z) || fabs(anom - erf(z / sqrt(2))) > 1e-9) {
+            fail_msg("i=%d: score %.10g anomaly %.10g, two-pass z %.10g", i, score, anom, z);
+        }
+    }
+    op_harness_close(&h);
+}
+
+/* Alerts raised by a rolling zscore (window 1000, threshold 3) on 300 noise values then
+ * f(i) added; returns the delay of the first alert at or after the change (-1: none). */
+static int rolling_delay(double step, double slope, uint64_t seed)
+{
+    struct op_harness h;
+    open_ok(&h, "window: 1000\nbaseline_samples: 100\nthreshold: 3\nmax_keys: 10\n");
+    struct rng g = {.s = seed};
+    int delay = -1;
+    for (int i = 0; i < 2000 && delay == -1; i++) {
+        int d = i - 300;
+        double x = rng_normal(&g) + (d >= 0 ? step + slope * d : 0);
+        struct mr_record r = op_rec(&h, PRESS, "temp", (int64_t)i * SEC, x);
+        assert_int_equal(op_harness_push(&h, &r, 1), 0);
+        if (d >= 0 && op_find(&h, 0, PRESS, "alert") >= 0) {
+            delay = d;
+        }
+        op_harness_clear(&h);
+    }
+    op_harness_close(&h);
+    return delay;
+}
+
+/* Step of 4 sigma: caught within 1 value on average (P(|z| > 3) = 0.84 each); a ramp of
+ * 0.05 sigma per value: within 120 values (the deviation reaches 3 sigma after 60 values
+ * while the window mean and deviation follow it only slowly). A rolling baseline absorbs a
+ * ramp that lasts longer than the window: |z| of a pure ramp tends to sqrt(3) = 1.73, so a
+ * ramp that is not caught early is not caught at all (documented). */
+static void test_rolling_step_ramp(void **state)
+{
+    (void)state;
+    double step = 0;
+    double ramp = 0;
+    int n = 0;
+    for (uint64_t s = 1; s <= 20; s++) {
+        int a = rolling_delay(4, 0, s);
+        int b = rolling_delay(0, 0.05, s + 100);
+        if (a < 0 || b < 0) {
+            continue; /* never caught (a ramp the window absorbed): counted below */
+        }
+        step += a;
+        ramp += b;
+        n++;
+    }
+    assert_true(n >= 18);
+    print_message("rolling zscore mean delay: 4-sigma step %.2f, ramp 0.05 sigma/value %.2f\n",
+                  step / n, ramp / n);
+    assert_true(step / n <= 1.0);
+    assert_true(ramp / n <= 120);
+}
+
+/* N(0,1) noise, window 1000, threshold 3, rearm 1: alerts per value near P(|z| > 3) = 0.0027
+ * (a little more: the window's own estimate of sigma wobbles). */
+static void test_rolling_false_alarms(void **state)
+{
+    (void)state;
+    enum { N = 100000, BATCH = 1000 };
+    static struct mr_record recs[BATCH];
+    struct op_harness h;
+    open_ok(&h, "window: 1000\nbaseline_samples: 1000\nalarm_at: 1000\nmax_keys: 10\n");
+    struct rng g = {.s = 0xABCDEF};
+    long alerts = 0;
+    for (int b = 0; b < N / BATCH; b++) {
+        for (int i = 0; i < BATCH; i++) {
+            recs[i] = op_rec(&h, PRESS, "temp", (int64_t)(b * BATCH + i) * SEC, rng_normal(&g));
+        }
+        assert_int_equal(op_harness_push(&h, recs, BATCH), 0);
+        for (long i = 0; (i = op_find(&h, (size_t)i, PRESS, "alert")) >= 0; i++) {
+            alerts++;
+        }
+        op_harness_clear(&h);
+    }
+    double rate = (double)alerts / (N - 1000);
+    print_message("rolling zscore false alerts on N(0,1): %ld = %.5f per value\n", alerts, rate);
+    assert_true(rate >= 0.0020 && rate <= 0.0035);
+    op_harness_close(&h);
+}
+
+/* ---- emit: annotate and only_when ---- */
+
+/* One record per value, with score/anomaly_score/alert tags; alert records still come; other
+ * signals and text pass untouched; a value with no room for three tags passes unannotated. */
+static void test_annotate(void **state)
+{
+    (void)state;
+    struct op_harness h;
+    open_ok(&h, "signals: [temp]\nbaseline_samples: 4\nemit: annotate\n");
+    static const double temp[] = {9, 11, 9, 11, 10, 14, 15};
+    for (size_t i = 0; i < sizeof(temp) / sizeof(temp[0]); i++) {
+        struct mr_record r[2] = {op_rec(&h, PRESS, "temp", (int64_t)i * SEC, temp[i]),
+                                 op_rec(&h, PRESS, "speed", (int64_t)i * SEC, 5)};
+        assert_int_equal(op_harness_push(&h, r, 2), 0);
+    }
+    assert_int_equal(count_signal(&h, "temp"), 7);
+    assert_int_equal(count_signal(&h, "temp.score"), 0);
+    assert_int_equal(count_signal(&h, "alert"), 1);
+    char buf[64];
+    static const char *const alert[] = {"false", "false", "false", "false",
+                                        "false", "true",  "false"};
+    long at = -1;
+    for (int i = 0; i < 7; i++) {
+        at = op_find(&h, (size_t)(at + 1), PRESS, "temp");
+        assert_string_equal(op_tag(&h, (size_t)at, "alert", buf, sizeof(buf)), alert[i]);
+        if (i == 5) {
+            assert_float_equal(tag_num(&h, (size_t)at, "anomaly_score"),
+                               erf(4 / sqrt(4.0 / 3.0) / sqrt(2)), 1e-9);
+            assert_string_equal(op_tag(&h, (size_t)at + 1, "severity", buf, sizeof(buf)),
+                                "warning"); /* the alert record follows its value */
+        }
+    }
+    long s = op_find(&h, 0, PRESS, "speed");
+    assert_int_equal(h.out[s].ntags, 0);
+
+    struct mr_record full = op_rec(&h, PRESS, "temp", 100 * SEC, 10);
+    full.ntags = MR_RECORD_MAX_TAGS - 2;
+    for (int i = 0; i < full.ntags; i++) {
+        full.tags[i] = (struct mr_tag){.key = op_name(&h, "line"), .value = {"2", 1}};
+    }
+    op_harness_clear(&h);
+    assert_int_equal(op_harness_push(&h, &full, 1), 0);
+    assert_int_equal(h.nout, 1);
+    assert_int_equal(h.out[0].ntags, MR_RECORD_MAX_TAGS - 2);
+    op_harness_close(&h);
+}
+
+static struct mr_record state_rec(struct op_harness *h, const char *asset, int64_t t, const char *s)
+{
+    struct mr_record r = op_rec(h, asset, "state", t, 0);
+    r.type = MR_VALUE_STRING;
+    r.v.str = (struct mr_bytes){.ptr = s, .len = (uint32_t)strlen(s)};
+    return r;
+}
+
+/* only_when: press3 is scored (and learns) only while RUNNING; press4 never reports a state
+ * and is never scored; a checkpoint keeps the states. */
+static void test_gating(void **state)
+{
+    (void)state;
+    static const char *const P4 = "plant1/line2/press4";
+    struct op_harness h;
+    open_ok(&h, "signals: [temp]\nbaseline_samples: 4\nemit: annotate\n"
+                "only_when: {signal: state, values: [RUNNING, SETUP]}\n");
+    static const struct {
+        const char *state; /* NULL: a temp value */
+        double v;
+        int scored;
+    } steps[] = {
+        {NULL, 500, 0},  {"RUNNING", 0, 0}, {NULL, 9, 0},   {NULL, 11, 0},  {NULL, 9, 0},
+        {NULL, 11, 0},   {NULL, 10.2, 1},   {"DOWN", 0, 0}, {NULL, 500, 0}, {NULL, -300, 0},
+        {"SETUP", 0, 0}, {NULL, 10.5, 1},   {"IDLE", 0, 0}, {NULL, 400, 0},
+    };
+    int64_t t = 0;
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++, t += SEC) {
+        if (i == 9) {
+            assert_int_equal(op_harness_roundtrip(&h), 0); /* while DOWN */
+        }
+        op_harness_clear(&h);
+        struct mr_record r[2];
+        if (steps[i].state != NULL) {
+            r[0] = state_rec(&h, PRESS, t, steps[i].state);
+        } else {
+            r[0] = op_rec(&h, PRESS, "temp", t, steps[i].v);
+        }
+        r[1] = op_rec(&h, P4, "temp", t, steps[i].v);
+        assert_int_equal(op_harness_push(&h, r, 2), 0);
+        assert_int_equal(count_signal(&h, "alert"), 0);
+        assert_int_equal(h.nout, 2);
+        long at = op_find(&h, 0, P4, "temp");
+        assert_float_equal(tag_num(&h, (size_t)at, "anomaly_score"), 0, 0);
+        if (steps[i].state == NULL) {
+            double score = tag_num(&h, (size_t)op_find(&h, 0, PRESS, "temp"), "score");
+            if ((score > 0) != steps[i].scored) {
+                fail_msg("step %zu: score %g, scored %d", i, score, steps[i].scored);
+            }
+        } else {
+            assert_int_equal(h.out[0].ntags, 0); /* the state itself passes untouched */
+        }
+    }
+    op_harness_close(&h);
+}
+
+/* only_when.settle and windows: after RUNNING starts at 10 s with settle 5s, a value at 12 s
+ * is not scored, one at 16 s is; a value whose window began at 14 s (before 15 s) is not,
+ * one whose window began at 15 s is. An alert from a windowed value names its window. */
+static void test_gating_settle_and_windows(void **state)
+{
+    (void)state;
+    struct op_harness h;
+    open_ok(&h, "signals: [temp]\nbaseline_samples: 3\nthreshold: 3\nemit: annotate\n"
+                "only_when: {signal: state, values: [RUNNING], settle: 5s}\n");
+    struct mr_record st = state_rec(&h, PRESS, 10 * SEC, "RUNNING");
+    assert_int_equal(op_harness_push(&h, &st, 1), 0);
+    static const struct {
+        int64_t t, wstart; /* wstart 0: no window tag */
+        double v;
+        int scored;
+    } steps[] = {
+        {12, 0, 50, 0},  {16, 0, 9, 0},   {17, 0, 11, 0},  {18, 0, 10, 0}, /* 9, 11, 10 learned */
+        {20, 14, 90, 0}, {21, 15, 11, 1}, {22, 21, 90, 1},
+    };
+    char ws[8][24] = {{0}};
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        op_harness_clear(&h);
+        struct mr_record r = op_rec(&h, PRESS, "temp", steps[i].t * SEC, steps[i].v);
+        if (steps[i].wstart != 0) {
+            int n = snprintf(ws[i], sizeof(ws[i]), "%lld", (long long)(steps[i].wstart * SEC));
+            r.tags[0] = (struct mr_tag){.key = op_name(&h, "window_start"),
+                                        .value = {.ptr = ws[i], .len = (uint32_t)n}};
+            r.ntags = 1;
+        }
+        assert_int_equal(op_harness_push(&h, &r, 1), 0);
+        long at = op_find(&h, 0, PRESS, "temp");
+        double score = tag_num(&h, (size_t)at, "score");
+        if (!steps[i].scored) {
+            assert_float_equal(score, 0, 0);
+        }
+        if (i == 5) { /* (11 - 10) / 1 / 3: the baseline is 9, 11, 10 and nothing else */
+            assert_float_equal(score, 1.0 / 3.0, 1e-12);
+        }
+        if (i == 6) { /* 90 against the baseline 10 +- 1: an alert naming its window */
+            char buf[32];
+            long a = op_find(&h, 0, PRESS, "alert");
+            assert_true(a >= 0);
+            assert_string_equal(op_tag(&h, (size_t)a, "window_start", buf, sizeof(buf)), ws[6]);
+            snprintf(buf, sizeof(buf), "%lld", (long long)(22 * SEC));
+            char end[32];
+            assert_string_equal(op_tag(&h, (size_t)a, "window_end", end, sizeof(end)), buf);
+        }
+        if (i == 4) {
+            assert_int_equal(op_find(&h, 0, PRESS, "alert"), -1);
+        }
+    }
+    op_harness_close(&h);
+}
+
 static void test_config_errors(void **state)
 {
     (void)state;
@@ -422,6 +750,14 @@ static void test_config_errors(void **state)
         {"rearm: 3\n", "alarm_at"},
         {"baseline_samples: 1\n", "baseline_samples"},
         {"treshold: 3\n", "treshold"},
+        {"method: ewma\nwindow: 100\n", "method zscore only"},
+        {"window: 100\ntarget: 3\n", "learns its own baseline"},
+        {"window: 10\n", "at most window (10)"},
+        {"window: 100000\n", "lower max_keys"},
+        {"window: 2000000\n", "window"},
+        {"emit: both\n", "both"},
+        {"only_when: {signal: state}\n", "set both signal"},
+        {"only_when: {values: [RUNNING]}\n", "set both signal"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct op_harness h;
@@ -439,6 +775,9 @@ static void run_series(struct op_harness *h, const char *yaml, int cut1, int cut
 {
     open_ok(h, yaml);
     struct rng r = {.s = 42};
+    struct mr_record st[2] = {state_rec(h, PRESS, 0, "RUNNING"),
+                              state_rec(h, "plant1/line2/press4", 0, "RUNNING")};
+    assert_int_equal(op_harness_push(h, st, 2), 0);
     for (int i = 0; i < 120; i++) {
         if (i == cut1 || i == cut2) {
             assert_int_equal(op_harness_roundtrip(h), 0);
@@ -460,6 +799,9 @@ static void test_roundtrip(void **state)
         "method: cusum\ndirection: up\n",
         "method: page_hinkley\nbaseline_samples: 50\n",
         "method: cusum\ntarget: 0\nsigma: 1\n",
+        "method: zscore\nwindow: 30\nbaseline_samples: 10\nthreshold: 2\n",
+        "window: 30\nbaseline_samples: 10\nthreshold: 2\nemit: annotate\n"
+        "only_when: {signal: state, values: [RUNNING]}\n",
     };
     for (size_t k = 0; k < sizeof(yamls) / sizeof(yamls[0]); k++) {
         struct op_harness a;
@@ -470,8 +812,16 @@ static void test_roundtrip(void **state)
         for (size_t i = 0; i < a.nout; i++) {
             if (a.out[i].time_ns != b.out[i].time_ns ||
                 strcmp(op_str(&a, a.out[i].signal), op_str(&b, b.out[i].signal)) != 0 ||
-                (a.out[i].type == MR_VALUE_F64 && a.out[i].v.f64 != b.out[i].v.f64)) {
+                (a.out[i].type == MR_VALUE_F64 && a.out[i].v.f64 != b.out[i].v.f64) ||
+                a.out[i].ntags != b.out[i].ntags) {
                 fail_msg("%s: record %zu differs after a round trip", yamls[k], i);
+            }
+            char ta[64];
+            char tb[64];
+            const char *sa = op_tag(&a, i, "score", ta, sizeof(ta));
+            const char *sb = op_tag(&b, i, "score", tb, sizeof(tb));
+            if ((sa == NULL) != (sb == NULL) || (sa != NULL && strcmp(sa, sb) != 0)) {
+                fail_msg("%s: record %zu: score tag %s vs %s", yamls[k], i, sa, sb);
             }
         }
         assert_true(count_signal(&a, "alert") >= 1);
@@ -489,6 +839,13 @@ int main(void)
         cmocka_unit_test(test_false_alarm_rates),
         cmocka_unit_test(test_learn_select_alert),
         cmocka_unit_test(test_baseline_period),
+        cmocka_unit_test(test_roll_against_two_pass),
+        cmocka_unit_test(test_rolling_operator),
+        cmocka_unit_test(test_rolling_step_ramp),
+        cmocka_unit_test(test_rolling_false_alarms),
+        cmocka_unit_test(test_annotate),
+        cmocka_unit_test(test_gating),
+        cmocka_unit_test(test_gating_settle_and_windows),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_roundtrip),
     };

@@ -1,7 +1,8 @@
 /* The `file` output: JSON and CSV written and read back with the file input (values, times,
  * assets, tags), rotation by size (nothing lost; `keep` files kept) and by age, appending to an
  * existing CSV, records too large or without a CSV form, a full disk (/dev/full: RETRY with
- * the reason) and a directory that does not exist (init names it). */
+ * the reason), a directory that does not exist (init names it), and flat JSON objects
+ * (fields, typed tags, time_format) with their configuration errors. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -9,6 +10,7 @@
 #include <cmocka.h>
 
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -719,6 +721,123 @@ static void test_speed(void **state)
     }
 }
 
+/* ---- flat JSON: chosen fields, typed tags, time_format --------------------------------- */
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char buf[8192];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void test_flat_fields(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *time_format;
+        const char *t0; /* T0 + 0.5 s as written */
+    } cases[] = {
+        {"\"%Y-%m-%d %H:%M:%S\"", "\"2026-11-24 16:49:00\""},
+        {"rfc3339", "\"2026-11-24T16:49:00.500000000Z\""},
+        {"unix_ms", "1795538940500"},
+        {"unix_s", "1795538940.500000000"},
+    };
+    mr_name_id a = name("nab/series");
+    mr_name_id v = name("value");
+    struct mr_tag tags[3] = {
+        {name("anomaly_score"), {"0.25", 4}},
+        {name("alert"), {"true", 4}},
+        {name("unit"), {"deg \"C\"", 7}},
+    };
+    struct mr_record recs[4] = {
+        {.time_ns = T0 + 500000000,
+         .asset = a,
+         .signal = v,
+         .type = MR_VALUE_F64,
+         .v.f64 = 74.93588199999998,
+         .ntags = 3},
+        {.time_ns = T0,
+         .asset = a,
+         .signal = v,
+         .type = MR_VALUE_I64,
+         .v.i64 = -7,
+         .quality = MR_QUALITY_BAD},
+        {.time_ns = T0, .asset = a, .signal = v, .type = MR_VALUE_STRING, .v.str = {"a\"b\n", 4}},
+        {.time_ns = T0, .asset = a, .signal = v, .type = MR_VALUE_F64, .v.f64 = NAN},
+    };
+    memcpy(recs[0].tags, tags, sizeof(tags));
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        char path[512];
+        char yaml[1024];
+        char want[2048];
+        snprintf(path, sizeof(path), "%s/flat%zu.jsonl", tmp, k);
+        snprintf(yaml, sizeof(yaml),
+                 "path: %s\nfields: [time, value, anomaly_score, alert, tags.unit, quality, "
+                 "asset, missing]\ntime_format: %s\n",
+                 path, cases[k].time_format);
+        struct out o;
+        struct mr_err err = {0};
+        assert_int_equal(out_open(&o, yaml, &err), 0);
+        out_write_ok(&o, recs, 1);
+        out_close(&o);
+        snprintf(want, sizeof(want),
+                 "{\"time\":%s,\"value\":74.93588199999998,\"anomaly_score\":0.25,\"alert\":true,"
+                 "\"unit\":\"deg \\\"C\\\"\",\"quality\":\"good\",\"asset\":\"nab/series\","
+                 "\"missing\":null}\n",
+                 cases[k].t0);
+        assert_string_equal(slurp(path), want);
+    }
+    /* value types: integer, text (escaped), NaN (null); missing tags are null */
+    char path[512];
+    char yaml[1024];
+    snprintf(path, sizeof(path), "%s/flat_types.jsonl", tmp);
+    snprintf(yaml, sizeof(yaml), "path: %s\nfields: [value, quality, alert]\n", path);
+    struct out o;
+    struct mr_err err = {0};
+    assert_int_equal(out_open(&o, yaml, &err), 0);
+    out_write_ok(&o, recs + 1, 3);
+    out_close(&o);
+    assert_string_equal(slurp(path), "{\"value\":-7,\"quality\":\"bad\",\"alert\":null}\n"
+                                     "{\"value\":\"a\\\"b\\u000a\",\"quality\":\"good\","
+                                     "\"alert\":null}\n"
+                                     "{\"value\":null,\"quality\":\"good\",\"alert\":null}\n");
+}
+
+static void test_flat_config_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *yaml;
+        const char *want;
+    } cases[] = {
+        {"path: /tmp/x\nformat: csv\nfields: [time, value]\n", "need format: json"},
+        {"path: /tmp/x\nfields: [time]\ntime_format: hourly\n", "strftime"},
+        {"path: /tmp/x\ntime_format: unix_ms\n", "set fields too"},
+        {"path: /tmp/x\nfields: [time, \"\"]\n", "empty"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        static struct mr_config_errors errs;
+        void *conf = calloc(1, mr_output_file.conf.size);
+        assert_non_null(conf);
+        int rc = mr_section_load_buffer(&mr_output_file.conf, conf, "out.yaml", cases[i].yaml,
+                                        strlen(cases[i].yaml), NULL, &errs);
+        bool found = false;
+        for (size_t k = 0; k < errs.n; k++) {
+            found |= strstr(errs.msg[k], cases[i].want) != NULL;
+        }
+        if (rc == 0 || !found) {
+            fail_msg("case %zu: rc %d, %zu errors (first: %s), want '%s'", i, rc, errs.n,
+                     errs.n > 0 ? errs.msg[0] : "-", cases[i].want);
+        }
+        mr_section_free(&mr_output_file.conf, conf);
+        free(conf);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -732,6 +851,8 @@ int main(void)
         cmocka_unit_test(test_too_large_and_fsync),
         cmocka_unit_test(test_failed_write_leaves_no_torn_line),
         cmocka_unit_test(test_speed),
+        cmocka_unit_test(test_flat_fields),
+        cmocka_unit_test(test_flat_config_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
