@@ -36,7 +36,8 @@
  *    10816-3 / 20816-3 severity zone A, B, C or D (<signal>.iso_zone, text). A velocity equal
  *    to a boundary belongs to the lower zone (v <= A/B is A). Entering zone C raises an alert
  *    (severity warning), entering D another (alarm); each re-arms once the velocity is
- *    `hysteresis` percent below its boundary. Alert tags: feature, value, threshold (the
+ *    `hysteresis` percent below its boundary. Alert tags: feature, value, baseline (the mean
+ *    velocity of the key's first 30 windows: the machine as first seen), threshold (the
  *    boundary), zone, detector (iso10816), severity, window_start, window_end.
  *  - bearing (with a bearing geometry and shaft_rpm): the envelope spectrum (band-pass
  *    envelope_band, analytic signal magnitude, FFT) averaged over the segments; the amplitude
@@ -69,9 +70,10 @@
 #define MAX_BANDS     16
 #define NSTATS        6
 #define NHARM         4
-#define STATE_VERSION 2
+#define STATE_VERSION 3
 #define MM_PER_M      1000.0
 #define G_MS2         9.80665
+#define VEL_BASELINE  30 /* windows: the velocity baseline a zone alert reports */
 
 /* Feature ids per signal: statistics, bands, defect amplitudes, velocity, zone. */
 #define FEAT_BANDS   NSTATS
@@ -148,8 +150,10 @@ struct vib_entry {
     float *env; /* [env_bins] envelope power summed over the window's segments */
     uint32_t env_bins;
     uint32_t fill;
-    uint32_t sig;       /* index into the configured signals */
-    uint8_t zone_level; /* 0 armed, 1 zone C alert raised, 2 zone D alert raised */
+    uint32_t sig;        /* index into the configured signals */
+    uint8_t zone_level;  /* 0 armed, 1 zone C alert raised, 2 zone D alert raised */
+    uint32_t vel_base_n; /* windows in the velocity baseline (up to VEL_BASELINE) */
+    double vel_base;     /* their mean velocity: the machine as first seen */
     double rate_hz;
     int64_t next_ns; /* expected time of the next sample */
     struct vib_window win;
@@ -158,6 +162,7 @@ struct vib_entry {
 enum {
     ATAG_FEATURE,
     ATAG_VALUE,
+    ATAG_BASELINE,
     ATAG_THRESHOLD,
     ATAG_ZONE,
     ATAG_DETECTOR,
@@ -166,8 +171,9 @@ enum {
     ATAG_WEND,
     NATAGS
 };
-static const char *const atag_names[NATAGS] = {
-    "feature", "value", "threshold", "zone", "detector", "severity", "window_start", "window_end"};
+static const char *const atag_names[NATAGS] = {"feature",   "value",        "baseline",
+                                               "threshold", "zone",         "detector",
+                                               "severity",  "window_start", "window_end"};
 
 struct vib_ctx {
     struct mr_op_base base;
@@ -454,6 +460,7 @@ static int zone_alert(struct vib_ctx *c, struct vib_entry *e, mr_name_id asset, 
     const char *feature = mr_names_str(c->base.host->names, c->feat_id[e->sig][FEAT_VEL], &flen);
     char(*tv)[24] = c->atag_text;
     snprintf(tv[ATAG_VALUE], 24, "%.4g", v);
+    snprintf(tv[ATAG_BASELINE], 24, "%.4g", e->vel_base);
     snprintf(tv[ATAG_THRESHOLD], 24, "%.4g", c->zone_limit[zone - 1]);
     snprintf(tv[ATAG_ZONE], 24, "%s", zone_names[zone]);
     snprintf(tv[ATAG_DETECTOR], 24, "iso10816");
@@ -500,6 +507,10 @@ static int emit_spectral(struct vib_ctx *c, struct vib_entry *e, mr_name_id asse
     if (c->want[OPT_VELOCITY] && rc == 0) {
         double v = sqrt(w->vel_pow / w->nseg);
         int zone = zone_of(c, v);
+        if (e->vel_base_n < VEL_BASELINE) {
+            e->vel_base_n++;
+            e->vel_base += (v - e->vel_base) / e->vel_base_n;
+        }
         rc = emit_value(c, asset, ids[FEAT_VEL], t, v);
         struct mr_record z = {.time_ns = t,
                               .asset = asset,
@@ -723,8 +734,9 @@ static int vib_process(void *ctx, const struct mr_record *recs, size_t n, struct
 /* ---- checkpoints ---- */
 
 /* Version, block, nfft, bands, key count, then per key: asset, signal, rate, next_ns, zone
- * level, the segment (fill floats), the window sums (moments, bands, velocity, start, counts)
- * and the envelope sums (env_bins floats), floats and doubles as in memory (little-endian). */
+ * level | baseline windows << 8, velocity baseline, the segment (fill floats), the window sums
+ * (moments, bands, velocity, start, counts) and the envelope sums (env_bins floats), floats and
+ * doubles as in memory (little-endian). */
 static int vib_snapshot(void *ctx, struct mr_state_writer *w, struct mr_err *err)
 {
     struct vib_ctx *c = ctx;
@@ -739,7 +751,8 @@ static int vib_snapshot(void *ctx, struct mr_state_writer *w, struct mr_err *err
         mr_op_keyed_put_key(&c->keyed, i, w);
         mr_state_put_f64(w, e->rate_hz);
         mr_state_put_i64(w, e->next_ns);
-        mr_state_put_u64(w, e->zone_level);
+        mr_state_put_u64(w, e->zone_level | (uint64_t)e->vel_base_n << 8);
+        mr_state_put_f64(w, e->vel_base);
         mr_state_put_bytes(w, e->seg, e->seg != NULL ? e->fill * sizeof(float) : 0);
         mr_state_put_bytes(w, &e->win, sizeof(e->win));
         mr_state_put_bytes(w, e->env, e->env_bins * sizeof(float));
@@ -757,6 +770,7 @@ static int restore_entry(struct vib_ctx *c, struct mr_state_reader *r, bool same
     double rate = 0;
     int64_t next = 0;
     uint64_t level = 0;
+    double vel_base = 0;
     const void *seg = NULL, *win = NULL, *env = NULL;
     size_t seg_len = 0, win_len = 0, env_len = 0;
     mr_state_get_name(r, &asset);
@@ -764,6 +778,7 @@ static int restore_entry(struct vib_ctx *c, struct mr_state_reader *r, bool same
     mr_state_get_f64(r, &rate);
     mr_state_get_i64(r, &next);
     mr_state_get_u64(r, &level);
+    mr_state_get_f64(r, &vel_base);
     mr_state_get_bytes(r, &seg, &seg_len);
     mr_state_get_bytes(r, &win, &win_len);
     if (mr_state_get_bytes(r, &env, &env_len) != 0 || seg_len % sizeof(float) != 0 ||
@@ -781,7 +796,9 @@ static int restore_entry(struct vib_ctx *c, struct mr_state_reader *r, bool same
     }
     entry_set_rate(c, e, rate);
     e->next_ns = next;
-    e->zone_level = (uint8_t)(level < 3 ? level : 0);
+    e->zone_level = (uint8_t)((level & 0xff) < 3 ? level & 0xff : 0);
+    e->vel_base_n = (uint32_t)(level >> 8) <= VEL_BASELINE ? (uint32_t)(level >> 8) : 0;
+    e->vel_base = isfinite(vel_base) ? vel_base : 0;
     /* Another window or segment length, band list or envelope size: start the window over
      * (its sums would mix two shapes). */
     if (same_shape && env_len == e->env_bins * sizeof(float)) {

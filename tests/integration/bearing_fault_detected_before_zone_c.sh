@@ -50,6 +50,7 @@ assert iso, "no zone C alert"
 t = iso[0]["tags"]
 assert t["zone"] == "C" and t["threshold"] == "2.8" and t["severity"] == "warning", t
 assert float(t["value"]) > 2.8 and int(t["window_start"]) < int(t["window_end"])
+assert 1.5 < float(t["baseline"]) < 2.8, t  # the healthy machine, zone B
 assert len(iso) <= 3, f"{len(iso)} zone alerts: the boundary flaps"
 healthy = [v for s, v in bpfo if s < fault]
 severe = [v for s, v in bpfo if s > fault + 420]
