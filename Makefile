@@ -75,7 +75,7 @@ $(O)/tests/%: tests/unit/%.c $(TEST_SUPPORT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit $< $(TEST_SUPPORT_OBJ) $(LIB) $(LDFLAGS) $(PKG_LIBS) -lcmocka -o $@
 
-$(O)/bench/%: bench/%.c $(LIB)
+$(O)/bench/%: bench/%.c $(wildcard bench/*.h) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(shell pkg-config --cflags $(BENCH_PKGS) 2>/dev/null) $< $(LIB) \
 	    $(LDFLAGS) $(PKG_LIBS) $(shell pkg-config --libs $(BENCH_PKGS) 2>/dev/null) -o $@

@@ -16,7 +16,6 @@
  *
  *   analytics_throughput [--seconds N] [--dir DIR]   (--dir is accepted and unused)
  */
-#include <malloc.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,81 +27,12 @@
 #include "millrace/config.h"
 #include "millrace/plugin.h"
 
+#include "bench_op.h"
+
 #define RATE     10000.0
 #define BLOCK    1000
 #define CHANNELS 200
 #define SEC      1000000000LL
-
-struct bench_host {
-    struct mr_operator_host host;
-    uint64_t emitted;
-};
-
-static int count_emit(struct mr_operator_host *h, const struct mr_record *recs, size_t n)
-{
-    (void)recs;
-    ((struct bench_host *)h->arg)->emitted += n;
-    return 0;
-}
-
-static int no_side(struct mr_operator_host *h, const char *topic, struct mr_err *err)
-{
-    (void)h;
-    (void)topic;
-    return MR_ERR_SET(err, MR_ENOTSUP, "no side outputs in the benchmark");
-}
-
-struct op {
-    const struct mr_plugin *plugin;
-    void *conf;
-    void *ctx;
-    struct bench_host bh;
-};
-
-static int op_open(struct op *o, struct mr_names *names, const char *type, const char *yaml)
-{
-    memset(o, 0, sizeof(*o));
-    o->bh.host = (struct mr_operator_host){.name = "bench.analytics",
-                                           .names = names,
-                                           .emit = count_emit,
-                                           .side_open = no_side,
-                                           .arg = &o->bh};
-    mr_metrics_create(&o->bh.host.metrics);
-    o->plugin = mr_plugin_find(MR_PLUGIN_OPERATOR, type);
-    if (o->plugin == NULL) {
-        fprintf(stderr, "analytics_throughput: no %s operator registered\n", type);
-        return -1;
-    }
-    static struct mr_config_errors errs;
-    o->conf = calloc(1, o->plugin->conf.size);
-    if (mr_section_load_buffer(&o->plugin->conf, o->conf, "bench", yaml, strlen(yaml), NULL,
-                               &errs) != 0) {
-        fprintf(stderr, "analytics_throughput: %s\n", errs.msg[0]);
-        return -1;
-    }
-    o->ctx = calloc(1, o->plugin->ctx_size);
-    struct mr_err err;
-    if (o->plugin->op.init(o->ctx, o->conf, &o->bh.host, &err) != 0) {
-        fprintf(stderr, "analytics_throughput: init: %s\n", err.msg);
-        return -1;
-    }
-    return 0;
-}
-
-static void op_close(struct op *o)
-{
-    o->plugin->op.fini(o->ctx);
-    free(o->ctx);
-    mr_section_free(&o->plugin->conf, o->conf);
-    free(o->conf);
-    mr_metrics_destroy(o->bh.host.metrics);
-}
-
-static size_t heap_in_use(void)
-{
-    struct mallinfo2 mi = mallinfo2();
-    return mi.uordblks + mi.hblkhd;
-}
 
 static void emit(const char *metric, double value, const char *unit, const char *limit)
 {
@@ -131,8 +61,8 @@ static float *make_signal(void)
 /* CPU us per sensor-second of the vibration operator with this configuration. */
 static double run_vibration(struct mr_names *names, const float *x, int seconds, const char *yaml)
 {
-    struct op o;
-    if (op_open(&o, names, "vibration", yaml) != 0) {
+    struct bench_op o;
+    if (bench_op_open(&o, names, "vibration", yaml) != 0) {
         return -1;
     }
     mr_name_id sig = 0, assets[CHANNELS];
@@ -163,7 +93,7 @@ static double run_vibration(struct mr_names *names, const float *x, int seconds,
         }
     }
     double us = (double)(mr_clock_mono_ns() - t0) / 1e3 / ((double)seconds * CHANNELS);
-    op_close(&o);
+    bench_op_close(&o);
     return us;
 }
 
@@ -171,13 +101,13 @@ static double run_vibration(struct mr_names *names, const float *x, int seconds,
 static double vibration_state(struct mr_names *names, const float *x, const char *yaml)
 {
     enum { N = 1000 };
-    struct op o;
-    if (op_open(&o, names, "vibration", yaml) != 0) {
+    struct bench_op o;
+    if (bench_op_open(&o, names, "vibration", yaml) != 0) {
         return -1;
     }
     mr_name_id sig = 0;
     mr_names_intern(names, "vibration", 9, &sig);
-    size_t before = heap_in_use();
+    size_t before = bench_heap_in_use();
     struct mr_err err;
     for (int c = 0; c < N; c++) {
         char buf[64];
@@ -192,8 +122,8 @@ static double vibration_state(struct mr_names *names, const float *x, const char
                               .v.samples = {.data = x, .n = BLOCK, .rate_hz = RATE}};
         o.plugin->op.process(o.ctx, &r, 1, &err);
     }
-    double per = (double)(heap_in_use() - before) / N;
-    op_close(&o);
+    double per = (double)(bench_heap_in_use() - before) / N;
+    bench_op_close(&o);
     return per;
 }
 
@@ -218,8 +148,8 @@ static double read_limit(const float *x, int seconds)
 static double run_detector(struct mr_names *names, const char *yaml, int rounds)
 {
     enum { ASSETS = 1000, SIGNALS = 10, BATCH = 1024 };
-    struct op o;
-    if (op_open(&o, names, "detector", yaml) != 0) {
+    struct bench_op o;
+    if (bench_op_open(&o, names, "detector", yaml) != 0) {
         return -1;
     }
     size_t n = (size_t)ASSETS * SIGNALS;
@@ -252,7 +182,7 @@ static double run_detector(struct mr_names *names, const char *yaml, int rounds)
     }
     double sec = (double)(mr_clock_mono_ns() - t0) / 1e9;
     free(recs);
-    op_close(&o);
+    bench_op_close(&o);
     return (double)n * rounds / sec;
 }
 

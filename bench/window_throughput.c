@@ -24,37 +24,14 @@
 #include "millrace/config.h"
 #include "millrace/plugin.h"
 
+#include "bench_op.h"
+
 #define SIGNALS_PER_ASSET 10
 #define BATCH             1024
 
-struct bench_host {
-    struct mr_operator_host host;
-    uint64_t emitted;
-};
-
-static int count_emit(struct mr_operator_host *h, const struct mr_record *recs, size_t n)
-{
-    (void)recs;
-    ((struct bench_host *)h->arg)->emitted += n;
-    return 0;
-}
-
-static int no_side(struct mr_operator_host *h, const char *topic, struct mr_err *err)
-{
-    (void)h;
-    (void)topic;
-    return MR_ERR_SET(err, MR_ENOTSUP, "no side outputs in the benchmark");
-}
-
-struct op {
-    const struct mr_plugin *plugin;
-    void *conf;
-    void *ctx;
-};
-
 static int advance_cb(void *arg, mr_name_id asset, int64_t wm)
 {
-    struct op *o = arg;
+    struct bench_op *o = arg;
     struct mr_err err;
     return o->plugin->op.advance(o->ctx, asset, wm, &err);
 }
@@ -104,56 +81,12 @@ static struct mr_record *make_records(struct mr_names *names, size_t n, uint32_t
     return recs;
 }
 
-static int op_open(struct op *o, struct bench_host *bh, const char *yaml)
-{
-    o->plugin = mr_plugin_find(MR_PLUGIN_OPERATOR, "window");
-    if (o->plugin == NULL) {
-        fprintf(stderr, "window_throughput: no window operator registered\n");
-        return -1;
-    }
-    static struct mr_config_errors errs;
-    o->conf = calloc(1, o->plugin->conf.size);
-    if (mr_section_load_buffer(&o->plugin->conf, o->conf, "bench", yaml, strlen(yaml), NULL,
-                               &errs) != 0) {
-        fprintf(stderr, "window_throughput: %s\n", errs.msg[0]);
-        return -1;
-    }
-    o->ctx = calloc(1, o->plugin->ctx_size);
-    struct mr_err err;
-    if (o->plugin->op.init(o->ctx, o->conf, &bh->host, &err) != 0) {
-        fprintf(stderr, "window_throughput: init: %s\n", err.msg);
-        return -1;
-    }
-    return 0;
-}
-
-static void op_close(struct op *o)
-{
-    o->plugin->op.fini(o->ctx);
-    free(o->ctx);
-    mr_section_free(&o->plugin->conf, o->conf);
-    free(o->conf);
-}
-
-static size_t heap_in_use(void)
-{
-    struct mallinfo2 mi = mallinfo2();
-    return mi.uordblks + mi.hblkhd;
-}
-
 /* Records/s through watermarks + window. */
 static double run_window(struct mr_names *names, const struct mr_record *recs, size_t n,
                          const char *yaml)
 {
-    struct bench_host bh = {0};
-    bh.host = (struct mr_operator_host){.name = "bench.window",
-                                        .names = names,
-                                        .emit = count_emit,
-                                        .side_open = no_side,
-                                        .arg = &bh};
-    mr_metrics_create(&bh.host.metrics);
-    struct op o;
-    if (op_open(&o, &bh, yaml) != 0) {
+    struct bench_op o;
+    if (bench_op_open(&o, names, "window", yaml) != 0) {
         return -1;
     }
     struct mr_watermarks wm;
@@ -172,13 +105,12 @@ static double run_window(struct mr_names *names, const struct mr_record *recs, s
         mr_wm_collect(&wm, 0, false, advance_cb, &o);
     }
     int64_t ns = mr_clock_mono_ns() - start;
-    if (bh.emitted == 0) {
+    if (o.emitted == 0) {
         fprintf(stderr, "window_throughput: no window fired\n");
         return -1;
     }
     mr_wm_fini(&wm);
-    op_close(&o);
-    mr_metrics_destroy(bh.host.metrics);
+    bench_op_close(&o);
     return (double)n / ((double)ns / 1e9);
 }
 
@@ -195,25 +127,17 @@ static double state_per_key(struct mr_names *names, uint32_t keys, const char *y
         len = snprintf(buf, sizeof(buf), "signal%u", i % SIGNALS_PER_ASSET);
         recs[i].signal = mr_names_find(names, buf, (size_t)len);
     }
-    struct bench_host bh = {0};
-    bh.host = (struct mr_operator_host){.name = "bench.state",
-                                        .names = names,
-                                        .emit = count_emit,
-                                        .side_open = no_side,
-                                        .arg = &bh};
-    mr_metrics_create(&bh.host.metrics);
-    struct op o;
+    struct bench_op o;
     double per_key = -1;
-    size_t heap0 = heap_in_use();
-    if (op_open(&o, &bh, yaml) == 0) {
+    size_t heap0 = bench_heap_in_use();
+    if (bench_op_open(&o, names, "window", yaml) == 0) {
         struct mr_err err;
         for (uint32_t i = 0; i < keys; i += BATCH) {
             o.plugin->op.process(o.ctx, recs + i, keys - i < BATCH ? keys - i : BATCH, &err);
         }
-        per_key = (double)(heap_in_use() - heap0) / keys;
-        op_close(&o);
+        per_key = (double)(bench_heap_in_use() - heap0) / keys;
+        bench_op_close(&o);
     }
-    mr_metrics_destroy(bh.host.metrics);
     free(recs);
     return per_key;
 }

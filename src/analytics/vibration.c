@@ -782,7 +782,7 @@ static int restore_entry(struct vib_ctx *c, struct mr_state_reader *r, bool same
     mr_state_get_bytes(r, &seg, &seg_len);
     mr_state_get_bytes(r, &win, &win_len);
     if (mr_state_get_bytes(r, &env, &env_len) != 0 || seg_len % sizeof(float) != 0 ||
-        seg_len / sizeof(float) >= c->nfft + (size_t)1 || win_len != sizeof(struct vib_window)) {
+        win_len != sizeof(struct vib_window)) {
         return MR_ERR_SET(err, MR_ECORRUPT, "checkpoint: truncated or malformed key");
     }
     int s = signal_index(c, sig);
@@ -801,7 +801,8 @@ static int restore_entry(struct vib_ctx *c, struct mr_state_reader *r, bool same
     e->vel_base = isfinite(vel_base) ? vel_base : 0;
     /* Another window or segment length, band list or envelope size: start the window over
      * (its sums would mix two shapes). */
-    if (same_shape && env_len == e->env_bins * sizeof(float)) {
+    if (same_shape && env_len == e->env_bins * sizeof(float) &&
+        seg_len <= c->nfft * sizeof(float)) {
         memcpy(e->seg, seg, seg_len);
         e->fill = (uint32_t)(seg_len / sizeof(float));
         memcpy(&e->win, win, sizeof(e->win));
