@@ -25,22 +25,23 @@ struct bench_op {
     int nsides;
 };
 
-static int bench_op_emit(struct mr_operator_host *h, const struct mr_record *recs, size_t n)
+static inline int bench_op_emit(struct mr_operator_host *h, const struct mr_record *recs, size_t n)
 {
     (void)recs;
     ((struct bench_op *)h->arg)->emitted += n;
     return 0;
 }
 
-static int bench_op_side_open(struct mr_operator_host *h, const char *topic, struct mr_err *err)
+static inline int bench_op_side_open(struct mr_operator_host *h, const char *topic,
+                                     struct mr_err *err)
 {
     (void)topic;
     (void)err;
     return ++((struct bench_op *)h->arg)->nsides; /* ports 1, 2, ... */
 }
 
-static int bench_op_side_emit(struct mr_operator_host *h, int port, const struct mr_record *recs,
-                              size_t n)
+static inline int bench_op_side_emit(struct mr_operator_host *h, int port,
+                                     const struct mr_record *recs, size_t n)
 {
     (void)port;
     (void)recs;
@@ -50,8 +51,8 @@ static int bench_op_side_emit(struct mr_operator_host *h, int port, const struct
 
 /* Load yaml (the step's settings without `type`) for operator `type` and init it. Prints why
  * and returns -1 on failure. */
-static int bench_op_open(struct bench_op *o, struct mr_names *names, const char *type,
-                         const char *yaml)
+static inline int bench_op_open(struct bench_op *o, struct mr_names *names, const char *type,
+                                const char *yaml)
 {
     memset(o, 0, sizeof(*o));
     o->host = (struct mr_operator_host){.name = "bench.op",
@@ -82,7 +83,7 @@ static int bench_op_open(struct bench_op *o, struct mr_names *names, const char 
     return 0;
 }
 
-static void bench_op_close(struct bench_op *o)
+static inline void bench_op_close(struct bench_op *o)
 {
     o->plugin->op.fini(o->ctx);
     free(o->ctx);
@@ -91,7 +92,7 @@ static void bench_op_close(struct bench_op *o)
     mr_metrics_destroy(o->host.metrics);
 }
 
-static size_t bench_heap_in_use(void)
+static inline size_t bench_heap_in_use(void)
 {
     struct mallinfo2 mi = mallinfo2();
     return mi.uordblks + mi.hblkhd;

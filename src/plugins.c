@@ -15,12 +15,16 @@ extern const struct mr_plugin mr_input_stdin;
 extern const struct mr_plugin mr_operator_deadband;
 extern const struct mr_plugin mr_operator_detector;
 extern const struct mr_plugin mr_operator_downsample;
+extern const struct mr_plugin mr_operator_energy;
 extern const struct mr_plugin mr_operator_filter;
+extern const struct mr_plugin mr_operator_oee;
 extern const struct mr_plugin mr_operator_rename;
 extern const struct mr_plugin mr_operator_report_by_exception;
 extern const struct mr_plugin mr_operator_route;
 extern const struct mr_plugin mr_operator_rul;
 extern const struct mr_plugin mr_operator_scale;
+extern const struct mr_plugin mr_operator_spc;
+extern const struct mr_plugin mr_operator_supply;
 extern const struct mr_plugin mr_operator_vibration;
 extern const struct mr_plugin mr_operator_window;
 extern const struct mr_plugin mr_output_file;
@@ -35,10 +39,14 @@ static const struct mr_plugin *const inputs[] = {
 };
 
 static const struct mr_plugin *const operators[] = {
-    &mr_operator_deadband,  &mr_operator_detector, &mr_operator_downsample,
-    &mr_operator_filter,    &mr_operator_rename,   &mr_operator_report_by_exception,
-    &mr_operator_route,     &mr_operator_rul,      &mr_operator_scale,
-    &mr_operator_vibration, &mr_operator_window,   NULL,
+    &mr_operator_deadband,   &mr_operator_detector,
+    &mr_operator_downsample, &mr_operator_energy,
+    &mr_operator_filter,     &mr_operator_oee,
+    &mr_operator_rename,     &mr_operator_report_by_exception,
+    &mr_operator_route,      &mr_operator_rul,
+    &mr_operator_scale,      &mr_operator_spc,
+    &mr_operator_supply,     &mr_operator_vibration,
+    &mr_operator_window,     NULL,
 };
 
 static const struct mr_plugin *const outputs[] = {
