@@ -4,7 +4,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libuv yaml-0.1 jansson
+PKGS    := libuv yaml-0.1 jansson libmodbus libprotobuf-c
 # Only the benchmarks link KissFFT: the peer our own FFT (src/analytics/fft.c) is measured against.
 BENCH_PKGS := kissfft-float
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
@@ -36,6 +36,14 @@ TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 TEST_SUPPORT := $(sort $(wildcard tests/unit/support/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 
+# Code generated at build time: protoc-c turns each src/**/*.proto into $(O)/gen/NAME.pb-c.{c,h}
+# (the Sparkplug B schema); the objects go into the library, the headers are found by -I.
+PROTO_SRC := $(sort $(shell find src -name '*.proto'))
+PROTO_C   := $(foreach p,$(PROTO_SRC),$(O)/gen/$(basename $(notdir $(p))).pb-c.c)
+PROTO_H   := $(PROTO_C:.c=.h)
+PROTO_OBJ := $(PROTO_C:.c=.o)
+CPPFLAGS  += -I$(O)/gen
+
 LIB_OBJ  := $(LIB_SRC:%.c=$(O)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(O)/%.o)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(O)/tests/%)
@@ -56,7 +64,15 @@ $(O)/%.o: %.c
 
 $(TEST_SUPPORT_OBJ): CPPFLAGS += -Itests/unit
 
-$(LIB): $(LIB_OBJ)
+$(O)/gen/%.pb-c.c $(O)/gen/%.pb-c.h: $(PROTO_SRC)
+	@mkdir -p $(O)/gen
+	protoc-c --proto_path=$(dir $(filter %/$*.proto,$(PROTO_SRC))) --c_out=$(O)/gen $*.proto
+$(PROTO_OBJ): %.o: %.c %.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+# Any library source may include a generated header: generate them first.
+$(LIB_OBJ): | $(PROTO_H)
+
+$(LIB): $(LIB_OBJ) $(PROTO_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 

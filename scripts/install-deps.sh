@@ -20,6 +20,9 @@ BUILD_PKGS=(
     "libuv1-dev:event loop"
     "libyaml-dev:configuration parser"
     "libjansson-dev:JSON"
+    "libmodbus-dev:Modbus TCP client (modbus input, modbus_write output)"
+    "libprotobuf-c-dev:Sparkplug B payloads (protobuf)"
+    "protobuf-c-compiler:protoc-c generates the Sparkplug B code at build time"
 )
 
 TEST_PKGS=(
@@ -33,6 +36,9 @@ TEST_PKGS=(
     "coreutils:timeout bounds every test; dd, truncate, od, mkfifo in the fault tests"
     "prometheus:promtool lints our Prometheus exposition (test_metrics); its service is not started"
     "python3:test scripts (scripts/nab_score.py, result checks)"
+    "python3-pymodbus:Modbus TCP server peer (tests/peers/modbus_peer.py)"
+    "python3-serial:imported by pymodbus.server"
+    "python3-serial-asyncio:imported by pymodbus.server"
     # Integration peers go here (mosquitto, postgresql, influxdb, ...).
 )
 

@@ -33,9 +33,11 @@ fi
 flags=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
     -std=c11 -D_GNU_SOURCE -DMR_VERSION='"fuzz"' -Iinclude -Isrc)
 # shellcheck disable=SC2207
-pkg_cflags=($(pkg-config --cflags libuv yaml-0.1 jansson))
+pkg_cflags=($(pkg-config --cflags libuv yaml-0.1 jansson libmodbus libprotobuf-c))
 # shellcheck disable=SC2207
-pkg_libs=($(pkg-config --libs libuv yaml-0.1 jansson) -lpthread -lm)
+pkg_libs=($(pkg-config --libs libuv yaml-0.1 jansson libmodbus libprotobuf-c) -lpthread -lm)
+# protoc-c output (the Sparkplug B schema), as the Makefile generates it.
+flags+=(-I"$out/gen")
 
 shopt -s nullglob
 targets=(tests/fuzz/fuzz_*.c)
@@ -65,6 +67,18 @@ compile() {
 
 echo "fuzz: building library with $CC into ${out#"$root"/}"
 lib_objs=()
+mkdir -p "$out/gen"
+while IFS= read -r proto; do
+    base=$(basename "$proto" .proto)
+    if [[ ! -f $out/gen/$base.pb-c.c || $proto -nt $out/gen/$base.pb-c.c ]]; then
+        protoc-c --proto_path="$(dirname "$proto")" --c_out="$out/gen" "$base.proto"
+    fi
+    if ! compile "$out/gen/$base.pb-c.c" "$out/obj/gen/$base.pb-c.o"; then
+        echo "FAIL fuzz: generated $base.pb-c.c does not build with $CC"
+        exit 1
+    fi
+    lib_objs+=("$out/obj/gen/$base.pb-c.o")
+done < <(find src -name '*.proto' | sort)
 while IFS= read -r src; do
     obj=$out/obj/${src%.c}.o
     if ! compile "$src" "$obj"; then
