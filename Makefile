@@ -4,7 +4,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libuv yaml-0.1 jansson libmodbus libprotobuf-c
+PKGS    := libuv yaml-0.1 jansson libmodbus libprotobuf-c libmosquitto libpq
 # Only the benchmarks link KissFFT: the peer our own FFT (src/analytics/fft.c) is measured against.
 BENCH_PKGS := kissfft-float
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)

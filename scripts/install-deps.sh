@@ -23,6 +23,8 @@ BUILD_PKGS=(
     "libmodbus-dev:Modbus TCP client (modbus input, modbus_write output)"
     "libprotobuf-c-dev:Sparkplug B payloads (protobuf)"
     "protobuf-c-compiler:protoc-c generates the Sparkplug B code at build time"
+    "libmosquitto-dev:MQTT client (the mqtt input)"
+    "libpq-dev:PostgreSQL client (the postgres_cdc input)"
 )
 
 TEST_PKGS=(
@@ -39,7 +41,11 @@ TEST_PKGS=(
     "python3-pymodbus:Modbus TCP server peer (tests/peers/modbus_peer.py)"
     "python3-serial:imported by pymodbus.server"
     "python3-serial-asyncio:imported by pymodbus.server"
-    # Integration peers go here (mosquitto, postgresql, influxdb, ...).
+    "mosquitto:MQTT broker started by the MQTT tests on their own port"
+    "mosquitto-clients:mosquitto_pub in the MQTT tests"
+    "postgresql:PostgreSQL 15 server, started by the postgres_cdc integration test"
+    "postgresql-client:psql and pg_isready for the postgres_cdc integration test"
+    # Integration peers go here (influxdb, ...).
 )
 
 BENCH_PKGS=(

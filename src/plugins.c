@@ -11,6 +11,8 @@
 
 extern const struct mr_plugin mr_input_file;
 extern const struct mr_plugin mr_input_modbus;
+extern const struct mr_plugin mr_input_mqtt;
+extern const struct mr_plugin mr_input_postgres_cdc;
 extern const struct mr_plugin mr_input_sim;
 extern const struct mr_plugin mr_input_stdin;
 extern const struct mr_plugin mr_operator_deadband;
@@ -34,7 +36,8 @@ extern const struct mr_plugin mr_output_stdout;
 extern const struct mr_plugin mr_output_summary;
 
 static const struct mr_plugin *const inputs[] = {
-    &mr_input_file, &mr_input_modbus, &mr_input_sim, &mr_input_stdin, NULL,
+    &mr_input_file, &mr_input_modbus, &mr_input_mqtt, &mr_input_postgres_cdc,
+    &mr_input_sim,  &mr_input_stdin,  NULL,
 };
 
 static const struct mr_plugin *const operators[] = {

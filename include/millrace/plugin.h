@@ -50,6 +50,11 @@ struct mr_input_host {
     void (*ended)(struct mr_input_host *host, int status);
     /* stop() completed: every handle is closed, fini may be called. */
     void (*stopped)(struct mr_input_host *host);
+    /* Optional (NULL: the host does not tell). How many of this input's emit calls that
+     * returned 0 are committed to the journal (under its fsync policy): k means calls 1..k, in
+     * call order. Never blocks. Inputs that acknowledge their source (MQTT, CDC, HTTP) confirm
+     * only what this covers, so a crash loses nothing the source was told is safe. */
+    uint64_t (*durable)(struct mr_input_host *host);
     void *arg; /* for the host */
 };
 

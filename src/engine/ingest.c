@@ -32,6 +32,8 @@ struct mr_ingest {
     void (*done)(void *arg);
     void *done_arg;
     struct mr_counter *m_errors;
+    uint64_t emitted; /* emit calls that returned 0 */
+    uint64_t durable; /* of those, committed by the journal (host->durable) */
 };
 
 static int ingest_emit(struct mr_input_host *host, const struct mr_record *recs, size_t n)
@@ -51,8 +53,21 @@ static int ingest_emit(struct mr_input_host *host, const struct mr_record *recs,
     int rc = mr_topic_writer_flush(&in->writer);
     if (rc != 0) {
         MR_LOG_RL(&in->rl, MR_LOG_ERROR, host->name, "journal write failed: %s", mr_strerror(rc));
+    } else {
+        in->emitted++;
     }
     return rc;
+}
+
+/* Emit flushes everything it added, so once the writer is settled every emit so far is
+ * durable. Under a steady stream the answer may lag until a quiet moment; it is never ahead. */
+static uint64_t ingest_durable(struct mr_input_host *host)
+{
+    struct mr_ingest *in = host->arg;
+    if (in->writer_ready && mr_topic_writer_settled(&in->writer)) {
+        in->durable = in->emitted;
+    }
+    return in->durable;
 }
 
 static void ingest_ended(struct mr_input_host *host, int status)
@@ -108,6 +123,7 @@ int mr_ingest_create(struct mr_ingest **out, struct mr_engine_env *env, uv_loop_
                                       .emit = ingest_emit,
                                       .ended = ingest_ended,
                                       .stopped = ingest_stopped,
+                                      .durable = ingest_durable,
                                       .arg = in};
     int rc = mr_engine_topic(env, pc->name, &in->topic, err);
     if (rc == 0) {

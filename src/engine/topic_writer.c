@@ -188,3 +188,11 @@ int mr_topic_writer_sync(struct mr_topic_writer *w)
     pthread_mutex_unlock(&w->mu);
     return rc;
 }
+
+bool mr_topic_writer_settled(struct mr_topic_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    bool settled = w->acked == w->appended && w->first_error == 0;
+    pthread_mutex_unlock(&w->mu);
+    return settled;
+}

@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,5 +56,9 @@ int mr_topic_writer_flush(struct mr_topic_writer *w);
  * append or ack since init (sticky: a failed write means records may be lost, the caller must
  * not checkpoint past them). */
 int mr_topic_writer_sync(struct mr_topic_writer *w);
+/* Without waiting: true when every appended batch is acknowledged and none failed. Acks come
+ * in order per partition but not across partitions, so this, not a count, says that all
+ * records added before the last flush are durable. */
+bool mr_topic_writer_settled(struct mr_topic_writer *w);
 
 #endif

@@ -33,9 +33,9 @@ fi
 flags=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
     -std=c11 -D_GNU_SOURCE -DMR_VERSION='"fuzz"' -Iinclude -Isrc)
 # shellcheck disable=SC2207
-pkg_cflags=($(pkg-config --cflags libuv yaml-0.1 jansson libmodbus libprotobuf-c))
+pkg_cflags=($(pkg-config --cflags libuv yaml-0.1 jansson libmodbus libprotobuf-c libmosquitto libpq))
 # shellcheck disable=SC2207
-pkg_libs=($(pkg-config --libs libuv yaml-0.1 jansson libmodbus libprotobuf-c) -lpthread -lm)
+pkg_libs=($(pkg-config --libs libuv yaml-0.1 jansson libmodbus libprotobuf-c libmosquitto libpq) -lpthread -lm)
 # protoc-c output (the Sparkplug B schema), as the Makefile generates it.
 flags+=(-I"$out/gen")
 
