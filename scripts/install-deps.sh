@@ -52,6 +52,7 @@ BENCH_PKGS=(
     "${BUILD_PKGS[@]}"
     "coreutils:df (disk in bench/RESULTS.md), timeout bounds every run"
     "libkissfft-dev:KissFFT, the peer of our FFT in bench/fft_speed.c"
+    "mosquitto:MQTT broker started by bench/mqtt_ingest on its own port"
 )
 
 # npm packages come from a package.json (and its lock file) in these folders, installed with

@@ -101,6 +101,9 @@ struct mr_pipeline {
     struct mr_counter *m_checkpoints;
     struct mr_counter *m_restarts;
     struct mr_counter *m_deduped;
+    struct mr_counter *m_bytes_in;  /* journal batch bytes read */
+    struct mr_counter *m_bytes_out; /* journal batch bytes written */
+    uint64_t bytes_out_seen;        /* of the writers' bytes_appended, already counted */
     struct mr_gauge *m_lag;
     struct mr_gauge *m_watermark;
 };
@@ -644,7 +647,21 @@ static int process_batch(struct mr_pipeline *p, struct source *s)
     }
     s->position = info.base_offset + info.last_offset_delta + 1;
     p->dirty = true;
+    mr_counter_add(p->m_bytes_in, info.size);
     return 1;
+}
+
+/* Count the bytes the writers handed to the journal since the last call. */
+static void count_bytes_out(struct mr_pipeline *p)
+{
+    uint64_t total = 0;
+    for (size_t k = 0; k < p->nwriters; k++) {
+        total += p->writers[k]->w.bytes_appended;
+    }
+    if (total > p->bytes_out_seen) {
+        mr_counter_add(p->m_bytes_out, total - p->bytes_out_seen);
+    }
+    p->bytes_out_seen = total;
 }
 
 /* ---- the thread ---- */
@@ -760,6 +777,7 @@ static int poll_sources(struct mr_pipeline *p)
             p->sink_error = rc;
         }
     }
+    count_bytes_out(p);
     return done;
 }
 
@@ -822,6 +840,7 @@ static void *pipeline_main(void *arg)
                         p->sink_error = frc;
                     }
                 }
+                count_bytes_out(p);
                 break;
             }
             if (stopping && (!atomic_load(&p->drain) || caught_up(p) ||
@@ -887,6 +906,17 @@ static int register_metrics(struct mr_pipeline *p)
         rc = mr_metrics_counter(m, "millrace_pipeline_replayed_skipped_total",
                                 "Results recomputed after a crash and not written again.", labels,
                                 &p->m_deduped);
+    }
+    if (rc == 0) {
+        rc = mr_metrics_counter(m, "millrace_pipeline_bytes_in_total",
+                                "Bytes of journal batches a pipeline read (what came in).", labels,
+                                &p->m_bytes_in);
+    }
+    if (rc == 0) {
+        rc = mr_metrics_counter(m, "millrace_pipeline_bytes_out_total",
+                                "Bytes of journal batches a pipeline wrote (what goes on): with "
+                                "bytes_in, the reduction an edge pipeline achieves.",
+                                labels, &p->m_bytes_out);
     }
     if (rc == 0) {
         rc = mr_metrics_gauge(m, "millrace_pipeline_lag_records",

@@ -40,6 +40,7 @@ struct mr_topic_writer {
     uint64_t acked;    /* batches acknowledged */
     int first_error;   /* first failed append or ack */
     atomic_uint_least64_t records_acked;
+    uint64_t bytes_appended; /* bytes of the batches handed to the journal (writer thread) */
 };
 
 int mr_topic_writer_init(struct mr_topic_writer *w, struct mr_journal_topic *topic,

@@ -9,16 +9,33 @@
  *       qos: 1
  *       client_id: millrace-edge1
  *       persistent_session: true                # the broker queues while we are away
- *       data_format: json                       # json | value | influx | sparkplug (not yet)
+ *       data_format: json                       # json | value | influx | sparkplug_b
  *       json_value_key: value
  *       json_time_key: time
  *       json_quality_key: quality
+ *
+ *     plant_sparkplug:
+ *       type: mqtt
+ *       servers: ["tcp://127.0.0.1:1883"]
+ *       data_format: sparkplug_b                # 'sparkplug' is accepted too
+ *       # topics: ["spBv1.0/#"]                 # the default with sparkplug_b
+ *       asset: site1                            # optional: put in front of group/node/device
+ *       sparkplug_max_devices: 4096
+ *       sparkplug_max_metrics: 10000
  *
  * Topic -> names: each {name} level of topic_template is one level of the asset path, in
  * order (`asset:`, when set, is put in front); {signal} is the signal; `+` matches a level and
  * ignores it, a final `#` ignores the rest. Without a template, `asset` names the asset and the
  * topic's last level the signal (unless `signal` is set). Payloads: see mqtt_decode.c and
  * docs/EDGE.md (json by path or flattened, plain values, InfluxDB line protocol).
+ *
+ * Sparkplug B (data_format: sparkplug_b): every message goes to the input's Sparkplug state
+ * (sparkplug.c: births, aliases, seq/bdSeq, deaths); asset = [asset/]group/node[/device], signal
+ * = metric name, value, time and quality from the payload. When that state asks for a rebirth
+ * (sequence gap, unknown alias, data before a birth) the input publishes the NCMD
+ * "Node Control/Rebirth" to spBv1.0/<group>/NCMD/<node> (QoS 0, not retained). Its counters are
+ * exported as millrace_sparkplug_*_total. topic_template does not apply (the Sparkplug topic
+ * names the data).
  *
  * The connection runs on the loop thread with libmosquitto's external-loop API: a uv_poll on
  * its socket calls mosquitto_loop_read/write, a 1 s timer calls mosquitto_loop_misc
@@ -43,6 +60,7 @@
 #include <string.h>
 
 #include "inputs/mqtt_internal.h"
+#include "inputs/sparkplug.h"
 #include "millrace/alloc.h"
 #include "millrace/clock.h"
 #include "millrace/log.h"
@@ -53,8 +71,48 @@
 #define READS_PER_CB   64
 #define FILTER_MAX     1024
 #define DEFAULT_SERVER "tcp://127.0.0.1:1883"
+#define SPB_FILTER     "spBv1.0/#"
+#define SPB_ARENA_MIN  (4u << 20)
+#define SPB_ARENA_MAX  (512u << 20)
 
 extern const struct mr_plugin mr_input_mqtt;
+
+/* The Sparkplug state's counters, exported one metric each. */
+static const struct {
+    const char *name;
+    const char *help;
+    size_t offset;
+} spb_stats[] = {
+    {"millrace_sparkplug_messages_total", "Sparkplug B messages handled, of any type.",
+     offsetof(struct mr_sparkplug_stats, messages)},
+    {"millrace_sparkplug_records_total", "Records decoded from Sparkplug B, stale ones included.",
+     offsetof(struct mr_sparkplug_stats, records)},
+    {"millrace_sparkplug_malformed_total",
+     "Sparkplug B messages whose topic or payload did not decode.",
+     offsetof(struct mr_sparkplug_stats, malformed)},
+    {"millrace_sparkplug_seq_gaps_total", "Sparkplug B sequence number gaps (lost messages).",
+     offsetof(struct mr_sparkplug_stats, seq_gaps)},
+    {"millrace_sparkplug_unknown_alias_total",
+     "Sparkplug B data metrics with an alias or name no birth declared.",
+     offsetof(struct mr_sparkplug_stats, unknown_alias)},
+    {"millrace_sparkplug_no_birth_total",
+     "Sparkplug B data or deaths of a node or device never born: dropped.",
+     offsetof(struct mr_sparkplug_stats, no_birth)},
+    {"millrace_sparkplug_rebirths_total", "Rebirth requests (NCMD) asked of edge nodes.",
+     offsetof(struct mr_sparkplug_stats, rebirths)},
+    {"millrace_sparkplug_unsupported_total",
+     "Sparkplug B metrics of a type not turned into records (DataSet, Template, arrays).",
+     offsetof(struct mr_sparkplug_stats, unsupported)},
+    {"millrace_sparkplug_stale_total", "Bad-quality records emitted because a node or device died.",
+     offsetof(struct mr_sparkplug_stats, stale)},
+    {"millrace_sparkplug_stale_deaths_total",
+     "NDEATH messages of an older session (bdSeq mismatch): ignored.",
+     offsetof(struct mr_sparkplug_stats, stale_deaths)},
+    {"millrace_sparkplug_dropped_total",
+     "Sparkplug B metrics dropped: table limits, names table full, bad time, batch full.",
+     offsetof(struct mr_sparkplug_stats, dropped)},
+};
+#define SPB_NSTATS (sizeof(spb_stats) / sizeof(spb_stats[0]))
 
 struct mqtt_ctx {
     const struct mqtt_conf *conf;
@@ -73,9 +131,13 @@ struct mqtt_ctx {
     int open_handles;
     bool poll_open, poll_closing, misc_open, retry_open, stopping, connected, pending;
     int64_t backoff_ms;
+    struct mr_sparkplug *sp;           /* data_format sparkplug_b */
+    struct mr_sparkplug_stats sp_seen; /* stats already added to sp_counters */
+    struct mr_counter *sp_counters[SPB_NSTATS];
 };
 
-static const char *const format_values[] = {"json", "value", "influx", "sparkplug", NULL};
+static const char *const format_values[] = {"json",        "value",     "influx",
+                                            "sparkplug_b", "sparkplug", NULL};
 static const char *const type_values[] = {"float", "integer", "boolean", "string", NULL};
 static const char *const time_values[] = {"auto",    "rfc3339", "unix", "unix_ms",
                                           "unix_us", "unix_ns", NULL};
@@ -93,10 +155,15 @@ static void mqtt_conf_check(void *conf, struct mr_config_check *chk)
     if (c->topic_template != NULL && mqtt_template_parse(&t, c->topic_template, &err) != 0) {
         mr_config_check_fail(chk, "topic_template", "%s", err.msg);
     }
-    if (c->topic_template == NULL && c->topics.n == 0) {
+    if (MQTT_IS_SPARKPLUG(c)) {
+        if (c->topic_template != NULL) {
+            mr_config_check_fail(chk, "topic_template",
+                                 "Sparkplug B topics name group, node and device themselves: "
+                                 "leave topic_template out (asset, if set, goes in front)");
+        }
+    } else if (c->topic_template == NULL && c->topics.n == 0) {
         mr_config_check_fail(chk, "topics", "give topics to subscribe to, or a topic_template");
-    }
-    if (c->topic_template == NULL && c->asset == NULL) {
+    } else if (c->topic_template == NULL && c->asset == NULL) {
         mr_config_check_fail(chk, "asset",
                              "without a topic_template, asset names the asset of every record");
     }
@@ -106,9 +173,6 @@ static void mqtt_conf_check(void *conf, struct mr_config_check *chk)
     }
     if (c->reconnect_max_ns < c->reconnect_min_ns) {
         mr_config_check_fail(chk, "reconnect_max", "must not be less than reconnect_min");
-    }
-    if (c->data_format == MQTT_FORMAT_SPARKPLUG) {
-        mr_config_check_fail(chk, "data_format", "sparkplug is not available yet");
     }
 }
 
@@ -122,7 +186,7 @@ static const struct mr_field mqtt_fields[] = {
      .type = MR_FIELD_STRING_LIST,
      .offset = offsetof(struct mqtt_conf, topics),
      .help = "Topic filters to subscribe to (MQTT wildcards + and # allowed). Default: the "
-             "topic_template with + for each {name}."},
+             "topic_template with + for each {name}; with data_format sparkplug_b, spBv1.0/#."},
     {.name = "topic_template",
      .type = MR_FIELD_STRING,
      .offset = offsetof(struct mqtt_conf, topic_template),
@@ -133,7 +197,7 @@ static const struct mr_field mqtt_fields[] = {
      .type = MR_FIELD_STRING,
      .offset = offsetof(struct mqtt_conf, asset),
      .help = "Asset path of every record when the template has no {name} levels; with them, "
-             "put in front of the path (e.g. the site)."},
+             "or with Sparkplug B (group/node/device), put in front of the path (e.g. the site)."},
     {.name = "signal",
      .type = MR_FIELD_STRING,
      .offset = offsetof(struct mqtt_conf, signal),
@@ -211,7 +275,8 @@ static const struct mr_field mqtt_fields[] = {
      .values = format_values,
      .help = "Payload format: 'json' (value, time and quality by path, or json_flatten), "
              "'value' (one plain value), 'influx' (InfluxDB line protocol, signal = "
-             "measurement.field, tags kept), 'sparkplug' (Sparkplug B, not available yet)."},
+             "measurement.field, tags kept), 'sparkplug_b' (Sparkplug B: births, aliases, "
+             "rebirth requests, deaths mark values bad; 'sparkplug' means the same)."},
     {.name = "data_type",
      .type = MR_FIELD_ENUM,
      .offset = offsetof(struct mqtt_conf, data_type),
@@ -262,6 +327,30 @@ static const struct mr_field mqtt_fields[] = {
      .min = "64B",
      .max = "64MiB",
      .help = "Largest message accepted; larger ones are counted as errors and skipped."},
+    {.name = "sparkplug_max_devices",
+     .type = MR_FIELD_INT,
+     .offset = offsetof(struct mqtt_conf, sparkplug_max_devices),
+     .def = "4096",
+     .min = "1",
+     .max = "1000000",
+     .help = "Sparkplug B: most edge nodes plus devices remembered (their metric names and "
+             "aliases); messages of further ones are dropped and counted."},
+    {.name = "sparkplug_max_metrics",
+     .type = MR_FIELD_INT,
+     .offset = offsetof(struct mqtt_conf, sparkplug_max_metrics),
+     .def = "10000",
+     .min = "1",
+     .max = "1000000",
+     .help = "Sparkplug B: most metrics one node or device may declare in its birth; a larger "
+             "birth is refused (logged) and that node's data waits for a birth that fits."},
+    {.name = "sparkplug_rebirth_retry",
+     .type = MR_FIELD_DURATION,
+     .offset = offsetof(struct mqtt_conf, sparkplug_rebirth_retry_ns),
+     .def = "10s",
+     .min = "100ms",
+     .max = "1h",
+     .help = "Sparkplug B: repeat a rebirth request (NCMD Node Control/Rebirth) the edge node "
+             "has not answered after this long."},
     {0},
 };
 
@@ -295,12 +384,127 @@ static bool offer(struct mqtt_ctx *c)
     return true;
 }
 
+/* ---- Sparkplug B ---- */
+
+static uint64_t stat_at(const struct mr_sparkplug_stats *s, size_t i)
+{
+    uint64_t v;
+    memcpy(&v, (const char *)s + spb_stats[i].offset, sizeof(v));
+    return v;
+}
+
+static void spb_stats_sync(struct mqtt_ctx *c)
+{
+    struct mr_sparkplug_stats now;
+    mr_sparkplug_stats_get(c->sp, &now);
+    for (size_t i = 0; i < SPB_NSTATS; i++) {
+        uint64_t d = stat_at(&now, i) - stat_at(&c->sp_seen, i);
+        if (d > 0) {
+            mr_counter_add(c->sp_counters[i], d);
+        }
+    }
+    c->sp_seen = now;
+}
+
+/* The Sparkplug state's records are borrowed for this call only: copy them into the batch,
+ * handing the batch on whenever it is due (a birth may declare thousands of metrics). */
+static int spb_records(void *ctx, const struct mr_record *recs, size_t n)
+{
+    struct mqtt_ctx *c = ctx;
+    for (size_t i = 0; i < n; i++) {
+        if (mqtt_decoder_full(&c->dec)) {
+            offer(c);
+        }
+        if (mqtt_decoder_add(&c->dec, &recs[i]) != 0) {
+            mr_counter_add(c->counters.errors, n - i);
+            mr_counter_add(c->sp_counters[SPB_NSTATS - 1], n - i);
+            MR_LOG_RL(&c->rl, MR_LOG_WARN, c->host->name,
+                      "Sparkplug B: %zu records dropped, the host is busy", n - i);
+            return 0;
+        }
+    }
+    return 0;
+}
+
+static void spb_rebirth(void *ctx, const char *group, const char *node, const char *reason)
+{
+    struct mqtt_ctx *c = ctx;
+    char topic[512];
+    uint8_t payload[64];
+    long tlen = mr_sparkplug_rebirth_topic(group, node, topic, sizeof(topic));
+    long plen = mr_sparkplug_rebirth_encode((uint64_t)(mr_clock_wall_ns() / 1000000), payload,
+                                            sizeof(payload));
+    int rc = MOSQ_ERR_NO_CONN;
+    if (tlen < 0 || plen < 0) {
+        rc = MOSQ_ERR_PAYLOAD_SIZE;
+    } else if (c->connected) {
+        rc = mosquitto_publish(c->mosq, NULL, topic, (int)plen, payload, 0, false);
+    }
+    if (rc != MOSQ_ERR_SUCCESS) {
+        MR_LOG_RL(&c->rl, MR_LOG_WARN, c->host->name,
+                  "Sparkplug B: cannot ask %s/%s for a rebirth (%s): %s; asking again later", group,
+                  node, reason, mosquitto_strerror(rc));
+        return;
+    }
+    MR_LOG_RL(&c->rl, MR_LOG_INFO, c->host->name, "Sparkplug B: asked %s/%s for a rebirth: %s",
+              group, node, reason);
+}
+
+static void spb_message(struct mqtt_ctx *c, const struct mosquitto_message *msg)
+{
+    struct mr_err err;
+    int rc = mr_sparkplug_handle(c->sp, msg->topic, strlen(msg->topic), msg->payload,
+                                 (size_t)msg->payloadlen, mr_clock_wall_ns(), &err);
+    if (rc != 0) {
+        mr_counter_add(c->counters.errors, 1);
+        MR_LOG_RL(&c->rl, MR_LOG_WARN, c->host->name, "%s; skipped", err.msg);
+    }
+    spb_stats_sync(c);
+}
+
+static int spb_open(struct mqtt_ctx *c, struct mr_err *err)
+{
+    const struct mqtt_conf *cf = c->conf;
+    size_t arena = 8 * (size_t)cf->max_payload;
+    arena = arena < SPB_ARENA_MIN ? SPB_ARENA_MIN : arena > SPB_ARENA_MAX ? SPB_ARENA_MAX : arena;
+    struct mr_sparkplug_conf sc = {.asset_prefix = cf->asset,
+                                   .max_entities = (uint32_t)cf->sparkplug_max_devices,
+                                   .max_metrics = (uint32_t)cf->sparkplug_max_metrics,
+                                   .arena_bytes = arena,
+                                   .rebirth_retry_ns = cf->sparkplug_rebirth_retry_ns};
+    struct mr_sparkplug_hooks hooks = {.ctx = c, .records = spb_records, .rebirth = spb_rebirth};
+    int rc = mr_sparkplug_create(&c->sp, c->host->names, &sc, &hooks, err);
+    if (rc != 0) {
+        return rc;
+    }
+    char labels[320], inst[256];
+    if (mr_metrics_label_escape(c->host->name, inst, sizeof(inst)) < 0) {
+        return MR_ERR_SET(err, MR_ETOOBIG, "instance name too long for metrics");
+    }
+    snprintf(labels, sizeof(labels), "instance=\"%s\",plugin=\"%s\"", inst, mr_input_mqtt.name);
+    for (size_t i = 0; i < SPB_NSTATS; i++) {
+        rc = mr_metrics_counter(c->host->metrics, spb_stats[i].name, spb_stats[i].help, labels,
+                                &c->sp_counters[i]);
+        if (rc != 0) {
+            return MR_ERR_SET(err, rc, "cannot register %s: %s", spb_stats[i].name,
+                              mr_strerror(rc));
+        }
+    }
+    return 0;
+}
+
+/* ---- the connection ---- */
+
 static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
 {
     struct mqtt_ctx *c = obj;
     struct mr_err err;
     (void)m;
     mr_counter_add(c->counters.records_in, 1);
+    if (c->sp != NULL) {
+        spb_message(c, msg);
+        return;
+    }
     if (!mqtt_decoder_room(&c->dec, (size_t)msg->payloadlen) && !offer(c)) {
         /* The host pushed back while one read delivered more than the batch's slack (many
          * large QoS 2 messages at once): nowhere to keep this one. The engine's ingest blocks
@@ -603,6 +807,8 @@ static void mqtt_fini(void *ctx)
         mosquitto_destroy(c->mosq);
         c->mosq = NULL;
     }
+    mr_sparkplug_destroy(c->sp);
+    c->sp = NULL;
     mqtt_decoder_fini(&c->dec);
 }
 
@@ -614,15 +820,17 @@ static int mqtt_init(void *ctx, const void *conf, struct mr_input_host *host, st
     memset(c, 0, sizeof(*c));
     c->conf = cf;
     c->host = host;
-    if (cf->data_format == MQTT_FORMAT_SPARKPLUG) {
-        return MR_ERR_SET(err, MR_ENOTSUP, "data_format: sparkplug is not available yet");
-    }
     rc = mqtt_decoder_init(&c->dec, cf, host->names, err);
     if (rc != 0) {
         return rc;
     }
-    if (cf->topic_template != NULL &&
-        mqtt_template_filter(&c->dec.tpl, c->filter, sizeof(c->filter)) < 0) {
+    if (MQTT_IS_SPARKPLUG(cf)) {
+        snprintf(c->filter, sizeof(c->filter), "%s", SPB_FILTER);
+        if ((rc = spb_open(c, err)) != 0) {
+            goto fail;
+        }
+    } else if (cf->topic_template != NULL &&
+               mqtt_template_filter(&c->dec.tpl, c->filter, sizeof(c->filter)) < 0) {
         rc = MR_ERR_SET(err, MR_EINVAL, "topic_template too long");
         goto fail;
     }
@@ -696,8 +904,8 @@ const struct mr_plugin mr_input_mqtt = {
     .kind = MR_PLUGIN_INPUT,
     .name = "mqtt",
     .help = "Subscribes to an MQTT broker (QoS 0/1/2, persistent sessions, TLS) and maps topics "
-            "to assets and signals by a template; payloads in JSON, plain values or InfluxDB "
-            "line protocol.",
+            "to assets and signals by a template; payloads in JSON, plain values, InfluxDB "
+            "line protocol or Sparkplug B.",
     .conf = {.fields = mqtt_fields, .size = sizeof(struct mqtt_conf), .check = mqtt_conf_check},
     .ctx_size = sizeof(struct mqtt_ctx),
     .input = {.init = mqtt_init, .start = mqtt_start, .stop = mqtt_stop, .fini = mqtt_fini},

@@ -626,9 +626,9 @@ long mqtt_decode(struct mqtt_decoder *d, const char *topic, const void *payload,
         rc = decode_json(&m, copy, len);
         break;
     default:
-        /* Hook for the Sparkplug B decoder (another part of issue 6). */
-        rc = MR_ERR_SET(err, MR_ENOTSUP, "topic %s: data_format sparkplug is not available yet",
-                        topic);
+        /* Sparkplug B keeps per-node state (aliases, sequence numbers): the input hands those
+         * messages to its mr_sparkplug state, which appends through mqtt_decoder_add. */
+        rc = MR_ERR_SET(err, MR_ENOTSUP, "topic %s: Sparkplug B is decoded by the input", topic);
         break;
     }
     if (rc != 0) {
@@ -649,6 +649,36 @@ bool mqtt_decoder_room(const struct mqtt_decoder *d, size_t len)
 bool mqtt_decoder_full(const struct mqtt_decoder *d)
 {
     return d->nrecs >= (size_t)d->conf->batch || d->arena_used > d->arena_cap / 2;
+}
+
+int mqtt_decoder_add(struct mqtt_decoder *d, const struct mr_record *r)
+{
+    if (d->nrecs >= d->cap || r->type == MR_VALUE_SAMPLES || r->ntags > MR_RECORD_MAX_TAGS) {
+        return d->nrecs >= d->cap ? MR_ETOOBIG : MR_EINVAL;
+    }
+    size_t need = r->type == MR_VALUE_STRING ? r->v.str.len : 0;
+    for (uint16_t i = 0; i < r->ntags; i++) {
+        need += r->tags[i].value.len;
+    }
+    if (d->arena_cap - d->arena_used < need) {
+        return MR_ETOOBIG;
+    }
+    struct mr_record *out = &d->recs[d->nrecs];
+    memcpy(out, r, offsetof(struct mr_record, tags) + r->ntags * sizeof(r->tags[0]));
+    if (r->type == MR_VALUE_STRING && r->v.str.len > 0) {
+        char *s = arena_take(d, r->v.str.len);
+        memcpy(s, r->v.str.ptr, r->v.str.len);
+        out->v.str.ptr = s;
+    }
+    for (uint16_t i = 0; i < r->ntags; i++) {
+        if (r->tags[i].value.len > 0) {
+            char *s = arena_take(d, r->tags[i].value.len);
+            memcpy(s, r->tags[i].value.ptr, r->tags[i].value.len);
+            out->tags[i].value.ptr = s;
+        }
+    }
+    d->nrecs++;
+    return 0;
 }
 
 void mqtt_decoder_reset(struct mqtt_decoder *d)

@@ -20,8 +20,13 @@ enum mqtt_format {
     MQTT_FORMAT_JSON = 0,
     MQTT_FORMAT_VALUE = 1,
     MQTT_FORMAT_INFLUX = 2,
-    MQTT_FORMAT_SPARKPLUG = 3,
+    MQTT_FORMAT_SPARKPLUG = 3,       /* "sparkplug_b" */
+    MQTT_FORMAT_SPARKPLUG_ALIAS = 4, /* "sparkplug": the same */
 };
+
+#define MQTT_IS_SPARKPLUG(conf)                                                                    \
+    ((conf)->data_format == MQTT_FORMAT_SPARKPLUG ||                                               \
+     (conf)->data_format == MQTT_FORMAT_SPARKPLUG_ALIAS)
 
 enum mqtt_data_type {
     MQTT_TYPE_FLOAT = 0,
@@ -66,6 +71,9 @@ struct mqtt_conf {
     bool json_flatten;
     int64_t batch;
     uint64_t max_payload;
+    int64_t sparkplug_max_devices; /* edge nodes plus devices tracked */
+    int64_t sparkplug_max_metrics; /* metrics in one birth */
+    int64_t sparkplug_rebirth_retry_ns;
 };
 
 enum mqtt_seg_kind {
@@ -121,6 +129,10 @@ void mqtt_decoder_fini(struct mqtt_decoder *d);
 bool mqtt_decoder_room(const struct mqtt_decoder *d, size_t len);
 /* The batch is due: hand it on before reading more (leaves slack for a read in progress). */
 bool mqtt_decoder_full(const struct mqtt_decoder *d);
+/* Append a copy of r, its string value and tag values copied into the batch arena (for records
+ * decoded elsewhere: Sparkplug B). Returns 0, or MR_ETOOBIG when the batch or its arena is full
+ * (hand the batch on first), MR_EINVAL for a sample block. */
+int mqtt_decoder_add(struct mqtt_decoder *d, const struct mr_record *r);
 /* Empty the batch (after it was handed on). */
 void mqtt_decoder_reset(struct mqtt_decoder *d);
 /* Decode one message; records are appended to d->recs. now_ns stamps records whose payload

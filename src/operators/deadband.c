@@ -10,8 +10,8 @@
  * with both set the absolute band is a floor for values near zero. The first value of a
  * signal, a change of value type or quality, and the first value after a stale record are
  * always forwarded. Booleans and text are forwarded when they change. NaN equals NaN here
- * (a stuck NaN is not news); infinities are forwarded when they change. Sample blocks pass
- * through untouched.
+ * (a stuck NaN is not news); infinities are forwarded when they change. Sample blocks, and
+ * signals not in `signals` when that list is set, pass through untouched.
  *
  * heartbeat: an unchanged value is forwarded anyway once the last forwarded one is at least
  * this old, by record time. stale_after: when the asset's watermark reaches the last record
@@ -144,11 +144,22 @@ static void remember(struct mr_change_ctx *c, struct change_entry *e, const stru
 }
 
 /* One record; mr_op_process_each runs it over a batch. */
+/* No `signals` list watches every signal. */
+static bool watched(const struct mr_change_ctx *c, mr_name_id signal)
+{
+    for (size_t i = 0; i < c->nsignals; i++) {
+        if (c->signals[i] == signal) {
+            return true;
+        }
+    }
+    return c->nsignals == 0;
+}
+
 static int change_one(void *ctx, const struct mr_record *rec)
 {
     struct mr_change_ctx *c = ctx;
     const struct mr_change_conf *cf = c->conf;
-    if (rec->type == MR_VALUE_SAMPLES) {
+    if (rec->type == MR_VALUE_SAMPLES || !watched(c, rec->signal)) {
         return mr_op_buf_push(&c->out, rec);
     }
     void *v = NULL;
@@ -355,9 +366,13 @@ int mr_change_init(void *ctx, const struct mr_change_conf *conf, const struct mr
         return MR_ERR_SET(err, MR_ENOMEM, "out of memory");
     }
     rc = mr_names_intern(host->names, "stale", 5, &c->stale_key);
+    for (size_t i = 0; i < conf->signals.n && i < MR_CHANGE_MAX_SIGNALS && rc == 0; i++) {
+        const char *sig = conf->signals.items[i];
+        rc = mr_names_intern(host->names, sig, strlen(sig), &c->signals[c->nsignals++]);
+    }
     if (rc != 0) {
         mr_change_fini(c);
-        return MR_ERR_SET(err, rc, "cannot intern the tag name 'stale': %s", mr_strerror(rc));
+        return MR_ERR_SET(err, rc, "cannot intern a name: %s", mr_strerror(rc));
     }
     return 0;
 }
@@ -405,6 +420,12 @@ const struct mr_field mr_change_fields[] = {
      .help = "When a signal sends nothing for this long (its asset's event-time clock has moved "
              "on), emit its last value once more with quality bad and the tag stale=true. 0 "
              "turns it off."},
+    {.name = "signals",
+     .type = MR_FIELD_STRING_LIST,
+     .offset = offsetof(struct mr_change_conf, signals),
+     .max = "64",
+     .help = "Signals to filter, e.g. [temperature, pressure]; records of other signals pass "
+             "unchanged. Empty: every signal."},
     {.name = "max_keys",
      .type = MR_FIELD_INT,
      .offset = offsetof(struct mr_change_conf, max_keys),

@@ -135,6 +135,7 @@ static inline int64_t mr_op_time_add(int64_t a, int64_t b)
 struct mr_change_conf {
     double absolute;
     double percent;
+    struct mr_strlist signals; /* empty: every signal */
     int64_t heartbeat_ns;
     int64_t stale_after_ns;
     int64_t max_keys;
@@ -144,13 +145,16 @@ struct mr_change_conf {
  * (heartbeat, stale_after, max_keys), which start at MR_CHANGE_SHARED_FIELDS. */
 extern const struct mr_field mr_change_fields[];
 #define MR_CHANGE_SHARED_FIELDS 2
+#define MR_CHANGE_MAX_SIGNALS   64
 
 struct mr_change_ctx {
     struct mr_op_base base;
     const struct mr_change_conf *conf;
     struct mr_op_keyed keyed;
     struct mr_op_buf out;
-    mr_name_id stale_key; /* the tag key "stale" */
+    mr_name_id stale_key;                      /* the tag key "stale" */
+    mr_name_id signals[MR_CHANGE_MAX_SIGNALS]; /* conf->signals interned */
+    size_t nsignals;
 };
 
 int mr_change_init(void *ctx, const struct mr_change_conf *conf, const struct mr_plugin *plugin,

@@ -25,7 +25,7 @@ const struct mr_plugin mr_operator_report_by_exception = {
     .name = "report_by_exception",
     .help = "Forwards a signal's value only when it changed (numbers, states, text), with an "
             "optional heartbeat for unchanged values and stale marking for silent signals.",
-    /* heartbeat, stale_after and max_keys of deadband's table */
+    /* heartbeat, stale_after, signals and max_keys of deadband's table */
     .conf = {.fields = mr_change_fields + MR_CHANGE_SHARED_FIELDS,
              .size = sizeof(struct mr_change_conf)},
     .ctx_size = sizeof(struct mr_change_ctx),

@@ -140,6 +140,11 @@ read_partition() {
     "$MILLRACE" journal read --dir "$dir" --topic "$topic" --partition "$p" \
         --from "$from" --format json >"$out" 2>"$out.err" || rc=$?
     assert_no_sanitizer "$out.err"
+    if [[ $rc -ne 0 ]] && grep -q "no topic '$topic'" "$out.err"; then
+        # Killed before its first batch reached the disk: the topic holds nothing (acked
+        # records missing from it are still reported by the caller's comparison).
+        return 0
+    fi
     if [[ $rc -ne 0 ]]; then
         cat "$out.err" >&2
         fail "journal read --topic $topic --partition $p exited $rc"

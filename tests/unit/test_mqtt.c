@@ -354,7 +354,8 @@ static void test_config_errors(void **state)
         {"asset: x\n", "give topics to subscribe to"},
         {"topics: [a]\n", "without a topic_template, asset names"},
         {"topic_template: 'a/#/b'\n", "'#' must be the last level"},
-        {"topic_template: 'a/{x}'\ndata_format: sparkplug\n", "sparkplug is not available yet"},
+        {"topic_template: 'a/{x}'\ndata_format: sparkplug_b\n", "topics name group, node"},
+        {"data_format: sparkplug\nsparkplug_max_metrics: 0\n", "sparkplug_max_metrics"},
         {"topic_template: 'a/{x}'\nqos: 3\n", "qos"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -247,6 +247,25 @@ static void test_key_cap(void **state)
     op_harness_close(&h);
 }
 
+/* signals: only the listed signals are filtered; a counter passes every increment. */
+static void test_signals_list(void **state)
+{
+    (void)state;
+    struct op_harness h;
+    open_ok(&h, &mr_operator_deadband, "percent: 10\nsignals: [temperature]\n");
+    struct mr_record recs[] = {
+        op_rec(&h, PRESS, "temperature", 0, 50), op_rec(&h, PRESS, "good_count", 0, 100),
+        op_rec(&h, PRESS, "temperature", 1, 51), op_rec(&h, PRESS, "good_count", 1, 101),
+        op_rec(&h, PRESS, "temperature", 2, 60), op_rec(&h, PRESS, "good_count", 2, 102),
+    };
+    assert_int_equal(op_harness_push(&h, recs, 6), 0);
+    assert_int_equal(h.nout, 5); /* temperature 51 is within 10 % of 50: the only one dropped */
+    assert_int_equal(op_find(&h, 0, PRESS, "temperature"), 0);
+    long t = op_find(&h, 1, PRESS, "temperature");
+    assert_true(t > 0 && h.out[t].v.f64 == 60);
+    op_harness_close(&h);
+}
+
 /* ---- downsample ---- */
 
 static void test_downsample_every(void **state)
@@ -532,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_rbe_types_and_keys),
         cmocka_unit_test(test_stale_marking),
         cmocka_unit_test(test_key_cap),
+        cmocka_unit_test(test_signals_list),
         cmocka_unit_test(test_downsample_every),
         cmocka_unit_test(test_downsample_aggregates),
         cmocka_unit_test(test_downsample_buckets),
