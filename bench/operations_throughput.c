@@ -244,7 +244,8 @@ int main(int argc, char **argv)
     int seconds = 180;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
-            seconds = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 180;
+            long v = strtol(argv[++i], NULL, 10);
+            seconds = v > 0 && v < 100000 ? (int)v : 180;
         } else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
             i++;
         } else {

@@ -10,24 +10,11 @@ extern const struct mr_plugin mr_operator_energy;
 
 static const char *const from_names[] = {"counter", "power", NULL};
 
-/* Length of the first `level` segments of path, or 0 when it has no more segments than that
- * (the asset is itself the line or site, or above it). */
-static size_t prefix_len(const char *path, size_t len, int64_t level)
-{
-    int64_t seen = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (path[i] == '/' && ++seen == level) {
-            return i;
-        }
-    }
-    return 0;
-}
-
 uint32_t mr_energy_parent(struct en_ctx *c, mr_name_id asset, int64_t level)
 {
     size_t len = 0;
     const char *path = mr_names_str(c->base.host->names, asset, &len);
-    size_t plen = level > 0 && path != NULL ? prefix_len(path, len, level) : 0;
+    size_t plen = mr_op_path_prefix(path, len, level);
     mr_name_id id = 0;
     if (plen == 0) {
         return 0;

@@ -414,18 +414,10 @@ static void count_apply(struct oee_ctx *c, struct oee_machine *m, const struct m
 static int line_of(struct oee_ctx *c, mr_name_id asset, mr_name_id *line)
 {
     *line = 0;
-    if (c->conf->line_level <= 0) {
-        return 0;
-    }
     size_t len = 0;
     const char *s = mr_names_str(c->base.host->names, asset, &len);
-    int64_t seen = 0;
-    for (size_t i = 0; s != NULL && i < len; i++) {
-        if (s[i] == '/' && ++seen == c->conf->line_level) {
-            return mr_names_intern(c->base.host->names, s, i, line);
-        }
-    }
-    return 0;
+    size_t cut = mr_op_path_prefix(s, len, c->conf->line_level);
+    return cut > 0 ? mr_names_intern(c->base.host->names, s, cut, line) : 0;
 }
 
 static double ideal_of(const struct oee_ctx *c, mr_name_id asset)

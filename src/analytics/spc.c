@@ -124,14 +124,8 @@ static int line_of(struct spc_ctx *c, mr_name_id asset, mr_name_id *line)
 {
     size_t len = 0;
     const char *s = spc_name_of(c, asset, &len);
-    int64_t want = c->conf->line_level;
-    size_t cut = len;
-    for (size_t i = 0; i < len && want > 0; i++) {
-        if (s[i] == '/' && --want == 0) {
-            cut = i;
-        }
-    }
-    if (cut == len) {
+    size_t cut = mr_op_path_prefix(s, len, c->conf->line_level);
+    if (cut == 0) {
         *line = asset;
         return 0;
     }

@@ -198,6 +198,7 @@ struct vib_ctx {
     mr_name_id alert_id, wstart_id;
     mr_name_id atag_id[NATAGS];
     char wstart_text[24];       /* window_start tag of the window being emitted */
+    uint32_t wstart_len;        /* its length */
     char atext[200];            /* zone alert sentence */
     char atag_text[NATAGS][24]; /* zone alert tag values */
 };
@@ -410,9 +411,8 @@ static int emit_value(struct vib_ctx *c, mr_name_id asset, mr_name_id sig, int64
                           .quality = MR_QUALITY_GOOD,
                           .ntags = 1,
                           .v.f64 = v};
-    r.tags[0] =
-        (struct mr_tag){.key = c->wstart_id,
-                        .value = {.ptr = c->wstart_text, .len = (uint32_t)strlen(c->wstart_text)}};
+    r.tags[0] = (struct mr_tag){.key = c->wstart_id,
+                                .value = {.ptr = c->wstart_text, .len = c->wstart_len}};
     return mr_op_buf_push(&c->out, &r);
 }
 
@@ -544,7 +544,8 @@ static int window_close(struct vib_ctx *c, struct vib_entry *e, mr_name_id asset
         mr_op_warn(&c->base, "window of %u samples dropped: NaN or infinite samples", e->win.n);
         e->fill = 0; /* do not carry the bad samples into the next window's segments */
     } else {
-        snprintf(c->wstart_text, sizeof(c->wstart_text), "%" PRId64, e->win.start_ns);
+        int n = snprintf(c->wstart_text, sizeof(c->wstart_text), "%" PRId64, e->win.start_ns);
+        c->wstart_len = n > 0 ? (uint32_t)n : 0;
         const mr_name_id *ids = c->feat_id[e->sig];
         double vals[NSTATS] = {st.rms,   st.peak,     st.peak_to_peak,
                                st.crest, st.skewness, st.kurtosis};

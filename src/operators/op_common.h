@@ -123,6 +123,20 @@ int mr_op_keyed_put_key(struct mr_op_keyed *k, uint32_t i, struct mr_state_write
 int mr_op_keyed_get_key(struct mr_op_keyed *k, struct mr_state_reader *r, void **entry,
                         mr_name_id *asset, struct mr_err *err);
 
+/* Length of the first `level` segments of an asset path ("plant1/area/line1/press1" at level 3:
+ * the length of "plant1/area/line1"), or 0 when the path has no more than `level` segments or
+ * level <= 0: how the analytics operators find a machine's line or site. */
+static inline size_t mr_op_path_prefix(const char *path, size_t len, int64_t level)
+{
+    int64_t seen = 0;
+    for (size_t i = 0; path != NULL && level > 0 && i < len; i++) {
+        if (path[i] == '/' && ++seen == level) {
+            return i;
+        }
+    }
+    return 0;
+}
+
 /* a + b for event times, saturating at INT64_MAX. */
 static inline int64_t mr_op_time_add(int64_t a, int64_t b)
 {

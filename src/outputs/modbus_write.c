@@ -33,7 +33,7 @@
  * A record is written when an entry of `writes` matches it: same signal, same asset (when the
  * entry names one), same text value (`command`), and every tag of match_tags present with that
  * value. The number written is `constant`, else the tag value_tag, else the record's own value
- * (number or bool); it must lie in [min, max]; a register gets (value - offset) / scale,
+ * (number or bool); it must lie in [min, max]; a register receives (value - offset) / scale,
  * rounded to the nearest integer for integer types, and must fit data_type. A coil gets on for
  * any non-zero value.
  *

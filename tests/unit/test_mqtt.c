@@ -23,6 +23,8 @@
 #include "inputs/mqtt_internal.h"
 #include "millrace/metrics.h"
 #include "millrace/plugin.h"
+#include "support/mosquitto_peer.h"
+#include "support/tmpdir.h"
 
 extern const struct mr_plugin mr_input_mqtt;
 
@@ -450,45 +452,6 @@ static void live_tick(uv_timer_t *t)
     }
 }
 
-static int free_port(void)
-{
-    uv_loop_t loop;
-    uv_tcp_t tcp;
-    struct sockaddr_in addr;
-    struct sockaddr_storage got;
-    int len = sizeof(got);
-    uv_loop_init(&loop);
-    uv_tcp_init(&loop, &tcp);
-    uv_ip4_addr("127.0.0.1", 0, &addr);
-    assert_int_equal(uv_tcp_bind(&tcp, (const struct sockaddr *)&addr, 0), 0);
-    uv_tcp_getsockname(&tcp, (struct sockaddr *)&got, &len);
-    int port = ntohs(((struct sockaddr_in *)&got)->sin_port);
-    uv_close((uv_handle_t *)&tcp, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
-    return port;
-}
-
-static pid_t broker_start(struct live *l)
-{
-    char path[96];
-    snprintf(path, sizeof(path), "%s/mosquitto.conf", l->dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", l->port);
-    fclose(f);
-    char *argv[] = {"/usr/sbin/mosquitto", "-c", path, NULL};
-    pid_t pid;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    assert_int_equal(posix_spawn(&pid, argv[0], &fa, NULL, argv, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    usleep(300 * 1000);
-    return pid;
-}
-
 static void test_live_broker(void **state)
 {
     (void)state;
@@ -498,10 +461,9 @@ static void test_live_broker(void **state)
     struct mqtt_conf conf;
     struct mr_config_errors errs = {0};
     struct mr_err err;
-    snprintf(l.dir, sizeof(l.dir), "/tmp/mr-mqtt-XXXXXX");
-    assert_non_null(mkdtemp(l.dir));
-    l.port = free_port();
-    pid_t broker = broker_start(&l);
+    assert_int_equal(mr_test_tmpdir_create(l.dir, sizeof(l.dir), "mr-mqtt"), 0);
+    l.port = mr_test_free_port();
+    pid_t broker = mr_test_mosquitto_start(l.dir, l.port);
     char lines[96];
     snprintf(lines, sizeof(lines), "%s/lines", l.dir);
     FILE *f = fopen(lines, "w");
@@ -546,9 +508,7 @@ static void test_live_broker(void **state)
     assert_int_equal(l.emits_refused, 2);
     assert_int_equal(l.records, 100); /* back-pressure lost nothing */
     assert_int_equal(l.sum, 5050);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", l.dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(mr_test_tmpdir_remove(l.dir), 0);
     mr_metrics_destroy(metrics);
     mr_names_destroy(names);
     mr_section_free(&mr_input_mqtt.conf, &conf);
