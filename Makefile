@@ -4,16 +4,17 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libuv yaml-0.1 jansson libmodbus libprotobuf-c libmosquitto libpq
-# Only the benchmarks link KissFFT: the peer our own FFT (src/analytics/fft.c) is measured against.
-BENCH_PKGS := kissfft-float
+PKGS    := libuv yaml-0.1 jansson libmodbus libprotobuf-c libmosquitto libpq zlib libcurl
+# Only the benchmarks link KissFFT and libmicrohttpd: the peers our own FFT (src/analytics/fft.c)
+# and HTTP server (src/web/http_server.c) are measured against.
+BENCH_PKGS := kissfft-float libmicrohttpd
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
 WARN    := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wvla -Wno-format-nonliteral -Werror
 CPPFLAGS += -Iinclude -Isrc -D_GNU_SOURCE -DMR_VERSION='"$(VERSION)"'
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
 
 # Modes: release (optimised) and asan (AddressSanitizer + UndefinedBehaviorSanitizer).
 MODE ?= release

@@ -25,6 +25,9 @@ BUILD_PKGS=(
     "protobuf-c-compiler:protoc-c generates the Sparkplug B code at build time"
     "libmosquitto-dev:MQTT client (the mqtt input)"
     "libpq-dev:PostgreSQL client (the postgres_cdc input)"
+    "libhttp-parser-dev:HTTP/1.1 request parser (src/web/http_server.c)"
+    "zlib1g-dev:gzip/deflate request bodies (the HTTP server)"
+    "libcurl4-openssl-dev:HTTP client of the HTTP server's unit test (in PKGS)"
 )
 
 TEST_PKGS=(
@@ -52,6 +55,7 @@ BENCH_PKGS=(
     "${BUILD_PKGS[@]}"
     "coreutils:df (disk in bench/RESULTS.md), timeout bounds every run"
     "libkissfft-dev:KissFFT, the peer of our FFT in bench/fft_speed.c"
+    "libmicrohttpd-dev:libmicrohttpd, the peer of our HTTP server in bench/http_server.c"
     "mosquitto:MQTT broker started by bench/mqtt_ingest on its own port"
 )
 

@@ -10,9 +10,11 @@
 #include "millrace/plugin.h"
 
 extern const struct mr_plugin mr_input_file;
+extern const struct mr_plugin mr_input_http_listener;
 extern const struct mr_plugin mr_input_modbus;
 extern const struct mr_plugin mr_input_mqtt;
 extern const struct mr_plugin mr_input_postgres_cdc;
+extern const struct mr_plugin mr_input_receive;
 extern const struct mr_plugin mr_input_sim;
 extern const struct mr_plugin mr_input_stdin;
 extern const struct mr_plugin mr_operator_deadband;
@@ -31,13 +33,15 @@ extern const struct mr_plugin mr_operator_supply;
 extern const struct mr_plugin mr_operator_vibration;
 extern const struct mr_plugin mr_operator_window;
 extern const struct mr_plugin mr_output_file;
+extern const struct mr_plugin mr_output_forward;
 extern const struct mr_plugin mr_output_modbus_write;
 extern const struct mr_plugin mr_output_stdout;
 extern const struct mr_plugin mr_output_summary;
 
 static const struct mr_plugin *const inputs[] = {
-    &mr_input_file, &mr_input_modbus, &mr_input_mqtt, &mr_input_postgres_cdc,
-    &mr_input_sim,  &mr_input_stdin,  NULL,
+    &mr_input_file, &mr_input_http_listener, &mr_input_modbus,
+    &mr_input_mqtt, &mr_input_postgres_cdc,  &mr_input_receive,
+    &mr_input_sim,  &mr_input_stdin,         NULL,
 };
 
 static const struct mr_plugin *const operators[] = {
@@ -52,7 +56,8 @@ static const struct mr_plugin *const operators[] = {
 };
 
 static const struct mr_plugin *const outputs[] = {
-    &mr_output_file, &mr_output_modbus_write, &mr_output_stdout, &mr_output_summary, NULL,
+    &mr_output_file,   &mr_output_forward, &mr_output_modbus_write,
+    &mr_output_stdout, &mr_output_summary, NULL,
 };
 
 static const struct mr_plugin *const *list_of(enum mr_plugin_kind kind)

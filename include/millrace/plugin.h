@@ -36,6 +36,22 @@
 #define MR_SINK_RETRY 1 /* transient (peer away, buffer full): the host retries the same batch */
 #define MR_SINK_FATAL 2 /* will not succeed (bad config, rejected data): the host gives up */
 
+/* Where relayed records come from: one partition of a topic in another millrace (`node` names
+ * that millrace), and each record's offset there (increasing). */
+struct mr_record_origin {
+    const char *node;
+    const char *topic;
+    uint32_t partition;
+    const int64_t *offsets; /* offsets[i] belongs to recs[i] */
+};
+
+/* Where an output's batch sits in the journal (for outputs that relay it: `forward`). */
+struct mr_output_position {
+    const char *topic;
+    uint32_t partition;
+    const int64_t *offsets; /* offsets[i] belongs to recs[i]; increasing */
+};
+
 /* What an input sees of its host. The host owns it; it outlives the instance. */
 struct mr_input_host {
     const char *name;       /* "inputs.press_temp": log component and metrics instance */
@@ -55,6 +71,15 @@ struct mr_input_host {
      * call order. Never blocks. Inputs that acknowledge their source (MQTT, CDC, HTTP) confirm
      * only what this covers, so a crash loses nothing the source was told is safe. */
     uint64_t (*durable)(struct mr_input_host *host);
+    /* Optional (NULL: not offered). emit for inputs that relay another millrace's journal (the
+     * `receive` input of store-and-forward): records whose origin (node, topic, partition,
+     * offset) this host already kept are dropped, so a batch sent again after a crash or a lost
+     * answer is kept exactly once; the rest are kept as emit keeps them, each marked with its
+     * origin (which is how the host knows after a restart). *dropped (may be NULL) receives the
+     * number of records dropped as already kept. Same return codes as emit; a call that
+     * returned 0 counts as an emit call for `durable`. */
+    int (*emit_relayed)(struct mr_input_host *host, const struct mr_record *recs, size_t n,
+                        const struct mr_record_origin *origin, size_t *dropped);
     void *arg; /* for the host */
 };
 
@@ -125,6 +150,10 @@ struct mr_output_ops {
      * MR_SINK_FATAL (err says why). Delivery is at least once: after RETRY some records of the
      * batch may already have been delivered. */
     int (*write)(void *ctx, const struct mr_record *recs, size_t n, struct mr_err *err);
+    /* Optional, for outputs that relay the journal (`forward`): when set, the host calls it
+     * instead of write, and every batch comes from one partition of one topic. Same answers. */
+    int (*write_at)(void *ctx, const struct mr_output_position *pos, const struct mr_record *recs,
+                    size_t n, struct mr_err *err);
     /* Push out anything buffered; same answers as write. */
     int (*flush)(void *ctx, struct mr_err *err);
     void (*fini)(void *ctx);

@@ -40,6 +40,7 @@ struct mr_delivery {
     struct dsource *sources;
     size_t nsources;
     struct mr_record *recs;
+    int64_t *offsets; /* journal offset of recs[i], for outputs that relay the journal */
     struct mr_names_memo memo;
     struct mr_log_ratelimit rl;
     pthread_t thread;
@@ -67,15 +68,30 @@ static int64_t lag_of(struct mr_delivery *d)
     return lag;
 }
 
-/* Call fn until it answers OK; RETRY waits with backoff. Returns false on FATAL or stop. */
-static bool deliver(struct mr_delivery *d, const struct mr_record *recs, size_t n)
+static int write_once(struct mr_delivery *d, const struct dsource *s, size_t n, struct mr_err *err)
+{
+    const struct mr_output_ops *ops = &d->pc->plugin->output;
+    if (n == 0) {
+        return ops->flush(d->ctx, err);
+    }
+    if (ops->write_at != NULL) {
+        struct mr_output_position pos = {.topic = mr_journal_topic_name(s->topic),
+                                         .partition = s->partition,
+                                         .offsets = d->offsets};
+        return ops->write_at(d->ctx, &pos, d->recs, n, err);
+    }
+    return ops->write(d->ctx, d->recs, n, err);
+}
+
+/* Write the first n decoded records of s (n == 0: flush) until the output answers OK; RETRY
+ * waits with backoff. Returns false on FATAL or stop. */
+static bool deliver(struct mr_delivery *d, const struct dsource *s, size_t n)
 {
     int backoff = RETRY_MIN_MS;
     for (;;) {
         struct mr_err err;
         mr_err_clear(&err);
-        int rc = n > 0 ? d->pc->plugin->output.write(d->ctx, recs, n, &err)
-                       : d->pc->plugin->output.flush(d->ctx, &err);
+        int rc = write_once(d, s, n, &err);
         if (rc == MR_SINK_OK) {
             return true;
         }
@@ -88,6 +104,7 @@ static bool deliver(struct mr_delivery *d, const struct mr_record *recs, size_t 
             return false;
         }
         mr_counter_add(d->m_retries, 1);
+        mr_gauge_set(d->m_lag, (double)lag_of(d)); /* the backlog grows while the peer is away */
         MR_LOG_RL(&d->rl, MR_LOG_WARN, d->host.name, "will retry in %d ms: %s", backoff,
                   err.msg[0] != '\0' ? err.msg : "output not ready");
         for (int t = 0; t < backoff; t += 50) {
@@ -159,8 +176,9 @@ static int deliver_batch(struct mr_delivery *d, struct dsource *s)
                       ours ? e.msg : "not a millrace record");
             continue;
         }
+        d->offsets[n] = br.offset;
         if (++n == CHUNK) {
-            if (!deliver(d, d->recs, n)) {
+            if (!deliver(d, s, n)) {
                 return -1;
             }
             mr_counter_add(d->m_delivered, n);
@@ -168,7 +186,7 @@ static int deliver_batch(struct mr_delivery *d, struct dsource *s)
         }
     }
     if (n > 0) {
-        if (!deliver(d, d->recs, n)) {
+        if (!deliver(d, s, n)) {
             return -1;
         }
         mr_counter_add(d->m_delivered, n);
@@ -227,7 +245,9 @@ int mr_delivery_create(struct mr_delivery **out, struct mr_engine_env *env,
     d->host = (struct mr_output_host){
         .name = pc->path, .names = env->names, .metrics = env->metrics, .arg = d};
     d->recs = mr_calloc(CHUNK, sizeof(struct mr_record));
-    int rc = d->recs != NULL ? 0 : MR_ERR_SET(err, MR_ENOMEM, "out of memory");
+    d->offsets = mr_calloc(CHUNK, sizeof(int64_t));
+    int rc =
+        d->recs != NULL && d->offsets != NULL ? 0 : MR_ERR_SET(err, MR_ENOMEM, "out of memory");
     for (size_t t = 0; rc == 0 && t < ntopics; t++) {
         struct mr_journal_topic *topic = NULL;
         rc = mr_engine_topic(env, topics[t], &topic, err);
@@ -346,5 +366,6 @@ void mr_delivery_destroy(struct mr_delivery *d)
     }
     mr_free(d->sources);
     mr_free(d->recs);
+    mr_free(d->offsets);
     mr_free(d);
 }

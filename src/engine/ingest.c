@@ -10,10 +10,13 @@
 #include <string.h>
 
 #include "engine/engine_internal.h"
+#include "engine/relay.h"
 #include "millrace/alloc.h"
+#include "millrace/clock.h"
 #include "millrace/log.h"
 
 #define BATCH_BYTES (256u * 1024u)
+#define MARKS       64 /* emits whose durability is tracked one by one (the rest: in groups) */
 
 struct mr_ingest {
     struct mr_engine_env *env;
@@ -32,9 +35,28 @@ struct mr_ingest {
     void (*done)(void *arg);
     void *done_arg;
     struct mr_counter *m_errors;
-    uint64_t emitted; /* emit calls that returned 0 */
-    uint64_t durable; /* of those, committed by the journal (host->durable) */
+    uint64_t emitted;          /* emit calls that returned 0 */
+    uint64_t durable;          /* of those, committed by the journal (host->durable) */
+    uint64_t *marks;           /* MARKS rows of per-partition append counts (topic_writer marks) */
+    uint64_t mark_emit[MARKS]; /* the emit number each row covers */
+    size_t mark_head, mark_count;
+    struct mr_relay relay; /* for emit_relayed: what was kept, by origin */
+    bool relay_ready;
+    struct mr_counter *m_relay_dropped;
 };
+
+/* One more emit call succeeded: remember where the journal must be for it to be durable. */
+static void note_emitted(struct mr_ingest *in)
+{
+    in->emitted++;
+    if (in->marks == NULL || in->mark_count == MARKS) {
+        return;
+    }
+    size_t slot = (in->mark_head + in->mark_count) % MARKS;
+    mr_topic_writer_mark(&in->writer, in->marks + slot * in->writer.nparts);
+    in->mark_emit[slot] = in->emitted;
+    in->mark_count++;
+}
 
 static int ingest_emit(struct mr_input_host *host, const struct mr_record *recs, size_t n)
 {
@@ -54,18 +76,88 @@ static int ingest_emit(struct mr_input_host *host, const struct mr_record *recs,
     if (rc != 0) {
         MR_LOG_RL(&in->rl, MR_LOG_ERROR, host->name, "journal write failed: %s", mr_strerror(rc));
     } else {
-        in->emitted++;
+        note_emitted(in);
     }
     return rc;
 }
 
-/* Emit flushes everything it added, so once the writer is settled every emit so far is
- * durable. Under a steady stream the answer may lag until a quiet moment; it is never ahead. */
+/* Records relayed from another millrace: drop what this topic already holds (by origin, see
+ * relay.h), keep the rest with their origin mark. The first call reads the marks back from the
+ * journal (once per process: after a crash this is what makes a resent batch harmless). */
+static int ingest_emit_relayed(struct mr_input_host *host, const struct mr_record *recs, size_t n,
+                               const struct mr_record_origin *origin, size_t *dropped)
+{
+    struct mr_ingest *in = host->arg;
+    size_t skipped = 0;
+    int rc = in->relay_ready ? 0 : MR_ENOMEM;
+    if (rc == 0 && !in->relay.recovered) {
+        struct mr_err err;
+        int64_t t0 = mr_clock_mono_ns();
+        rc = mr_relay_recover(&in->relay, in->topic, &err);
+        if (rc != 0) {
+            MR_LOG_ERROR(host->name, "%s", err.msg);
+        } else {
+            MR_LOG_INFO(host->name, "read back the origins of relayed records in %.1f ms",
+                        (double)(mr_clock_mono_ns() - t0) / 1e6);
+        }
+    }
+    uint64_t stream = mr_relay_stream(origin);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        uint32_t part = mr_topic_writer_partition(&in->writer, &recs[i]);
+        if (mr_relay_seen(&in->relay, stream, part, origin->offsets[i])) {
+            skipped++;
+            continue;
+        }
+        uint8_t buf[16];
+        struct mr_batch_header h;
+        mr_relay_header(&h, buf, stream, origin->offsets[i]);
+        rc = mr_topic_writer_add_with(&in->writer, &recs[i], &h);
+        if (rc == MR_EINVAL || rc == MR_ETOOBIG) {
+            /* Never keepable: counted as rejected, and noted so a resend does not retry it. */
+            mr_counter_add(in->m_errors, 1);
+            MR_LOG_RL(&in->rl, MR_LOG_WARN, host->name, "record not kept: %s", mr_strerror(rc));
+            rc = 0;
+        }
+        if (rc == 0) {
+            rc = mr_relay_note(&in->relay, stream, part, origin->offsets[i]);
+        }
+    }
+    if (rc == 0) {
+        rc = mr_topic_writer_flush(&in->writer);
+    }
+    if (rc != 0) {
+        /* What was noted may not be in the journal: read it back before the next batch. */
+        mr_relay_invalidate(&in->relay);
+        MR_LOG_RL(&in->rl, MR_LOG_ERROR, host->name, "journal write failed: %s", mr_strerror(rc));
+        return rc;
+    }
+    note_emitted(in);
+    mr_counter_add(in->m_relay_dropped, skipped);
+    if (dropped != NULL) {
+        *dropped = skipped;
+    }
+    return 0;
+}
+
+/* Emit flushes everything it added, so an emit is durable once every batch handed to the journal
+ * up to its flush is acknowledged: a mark per emit (up to MARKS outstanding; an emit without
+ * one is covered by the next mark) answers that while later emits are still in flight, and a
+ * settled writer covers everything. Never ahead of the journal. */
 static uint64_t ingest_durable(struct mr_input_host *host)
 {
     struct mr_ingest *in = host->arg;
-    if (in->writer_ready && mr_topic_writer_settled(&in->writer)) {
+    if (!in->writer_ready) {
+        return in->durable;
+    }
+    while (in->mark_count > 0 &&
+           mr_topic_writer_durable_at(&in->writer, in->marks + in->mark_head * in->writer.nparts)) {
+        in->durable = in->mark_emit[in->mark_head];
+        in->mark_head = (in->mark_head + 1) % MARKS;
+        in->mark_count--;
+    }
+    if (mr_topic_writer_settled(&in->writer)) {
         in->durable = in->emitted;
+        in->mark_count = 0;
     }
     return in->durable;
 }
@@ -124,7 +216,9 @@ int mr_ingest_create(struct mr_ingest **out, struct mr_engine_env *env, uv_loop_
                                       .ended = ingest_ended,
                                       .stopped = ingest_stopped,
                                       .durable = ingest_durable,
+                                      .emit_relayed = ingest_emit_relayed,
                                       .arg = in};
+    in->relay_ready = mr_relay_init(&in->relay) == 0;
     int rc = mr_engine_topic(env, pc->name, &in->topic, err);
     if (rc == 0) {
         rc = mr_topic_writer_init(&in->writer, in->topic, env->names, BATCH_BYTES);
@@ -132,6 +226,7 @@ int mr_ingest_create(struct mr_ingest **out, struct mr_engine_env *env, uv_loop_
             MR_ERR_SET(err, rc, "%s: cannot set up its journal topic", pc->path);
         }
         in->writer_ready = rc == 0;
+        in->marks = rc == 0 ? mr_calloc((size_t)MARKS * in->writer.nparts, sizeof(uint64_t)) : NULL;
     }
     char inst[256], labels[300];
     if (rc == 0 && mr_metrics_label_escape(pc->path, inst, sizeof(inst)) >= 0) {
@@ -139,6 +234,12 @@ int mr_ingest_create(struct mr_ingest **out, struct mr_engine_env *env, uv_loop_
         rc = mr_metrics_counter(env->metrics, "millrace_input_rejected_total",
                                 "Records an input produced that could not be kept.", labels,
                                 &in->m_errors);
+        if (rc == 0) {
+            rc = mr_metrics_counter(env->metrics, "millrace_input_relay_duplicates_total",
+                                    "Relayed records dropped because this journal already "
+                                    "holds them (a resent batch).",
+                                    labels, &in->m_relay_dropped);
+        }
     }
     if (rc == 0) {
         in->ctx = mr_calloc(1, pc->plugin->ctx_size != 0 ? pc->plugin->ctx_size : 1);
@@ -202,6 +303,10 @@ void mr_ingest_destroy(struct mr_ingest *in)
     if (in->writer_ready) {
         mr_topic_writer_fini(&in->writer);
     }
+    if (in->relay_ready) {
+        mr_relay_fini(&in->relay);
+    }
+    mr_free(in->marks);
     mr_free(in);
 }
 

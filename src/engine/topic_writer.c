@@ -27,10 +27,15 @@ int mr_topic_writer_init(struct mr_topic_writer *w, struct mr_journal_topic *top
     w->builders = mr_calloc(w->nparts, sizeof(*w->builders));
     w->bufs = mr_malloc((size_t)w->nparts * w->batch_cap);
     w->scratch = mr_malloc(w->scratch_cap);
-    if (w->builders == NULL || w->bufs == NULL || w->scratch == NULL) {
+    w->appended_in = mr_calloc(w->nparts, sizeof(uint64_t));
+    w->acked_in = mr_calloc(w->nparts, sizeof(uint64_t));
+    if (w->builders == NULL || w->bufs == NULL || w->scratch == NULL || w->appended_in == NULL ||
+        w->acked_in == NULL) {
         mr_free(w->builders);
         mr_free(w->bufs);
         mr_free(w->scratch);
+        mr_free(w->appended_in);
+        mr_free(w->acked_in);
         memset(w, 0, sizeof(*w));
         return MR_ENOMEM;
     }
@@ -59,6 +64,8 @@ void mr_topic_writer_fini(struct mr_topic_writer *w)
     mr_free(w->builders);
     mr_free(w->bufs);
     mr_free(w->scratch);
+    mr_free(w->appended_in);
+    mr_free(w->acked_in);
     mr_free(w->part_of);
     mr_name_hashes_fini(&w->hashes);
     memset(w, 0, sizeof(*w));
@@ -66,7 +73,6 @@ void mr_topic_writer_fini(struct mr_topic_writer *w)
 
 static void on_ack(void *arg, int status, uint32_t partition, int64_t base_offset, uint32_t count)
 {
-    (void)partition;
     (void)base_offset;
     struct mr_topic_writer *w = arg;
     if (status == 0) {
@@ -77,6 +83,7 @@ static void on_ack(void *arg, int status, uint32_t partition, int64_t base_offse
         w->first_error = status;
     }
     w->acked++;
+    w->acked_in[partition]++;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }
@@ -93,6 +100,7 @@ static int append_partition(struct mr_topic_writer *w, uint32_t p)
     if (rc == 0) {
         pthread_mutex_lock(&w->mu);
         w->appended++;
+        w->appended_in[p]++;
         pthread_mutex_unlock(&w->mu);
         /* Copied by the journal: the builder is reusable at once. Blocks while the journal's
          * queue is full, which is the back-pressure that keeps memory bounded. */
@@ -102,6 +110,7 @@ static int append_partition(struct mr_topic_writer *w, uint32_t p)
         } else {
             pthread_mutex_lock(&w->mu);
             w->appended--;
+            w->appended_in[p]--;
             if (w->first_error == 0) {
                 w->first_error = rc;
             }
@@ -139,7 +148,15 @@ static uint32_t partition_of(struct mr_topic_writer *w, mr_name_id asset, const 
     return p;
 }
 
-int mr_topic_writer_add(struct mr_topic_writer *w, const struct mr_record *rec)
+uint32_t mr_topic_writer_partition(struct mr_topic_writer *w, const struct mr_record *rec)
+{
+    size_t key_len = 0;
+    const char *key = mr_names_str(w->names, rec->asset, &key_len);
+    return key == NULL ? 0 : partition_of(w, rec->asset, key, key_len);
+}
+
+int mr_topic_writer_add_with(struct mr_topic_writer *w, const struct mr_record *rec,
+                             const struct mr_batch_header *extra)
 {
     long n = mr_record_encode(rec, w->names, w->scratch, w->scratch_cap);
     if (n < 0) {
@@ -150,19 +167,29 @@ int mr_topic_writer_add(struct mr_topic_writer *w, const struct mr_record *rec)
     if (key == NULL) {
         return MR_EINVAL;
     }
+    struct mr_batch_header headers[2] = {mr_header};
+    size_t nh = 1;
+    if (extra != NULL) {
+        headers[nh++] = *extra;
+    }
     uint32_t p = partition_of(w, rec->asset, key, key_len);
     int64_t ms = rec->time_ns / 1000000;
     struct mr_batch_builder *b = &w->builders[p];
     int rc =
-        mr_batch_builder_add(b, ms, key, (int32_t)key_len, w->scratch, (int32_t)n, &mr_header, 1);
+        mr_batch_builder_add(b, ms, key, (int32_t)key_len, w->scratch, (int32_t)n, headers, nh);
     if (rc == MR_ETOOBIG && mr_batch_builder_count(b) > 0) {
         rc = append_partition(w, p);
         if (rc == 0) {
-            rc = mr_batch_builder_add(b, ms, key, (int32_t)key_len, w->scratch, (int32_t)n,
-                                      &mr_header, 1);
+            rc = mr_batch_builder_add(b, ms, key, (int32_t)key_len, w->scratch, (int32_t)n, headers,
+                                      nh);
         }
     }
     return rc;
+}
+
+int mr_topic_writer_add(struct mr_topic_writer *w, const struct mr_record *rec)
+{
+    return mr_topic_writer_add_with(w, rec, NULL);
 }
 
 int mr_topic_writer_flush(struct mr_topic_writer *w)
@@ -197,4 +224,22 @@ bool mr_topic_writer_settled(struct mr_topic_writer *w)
     bool settled = w->acked == w->appended && w->first_error == 0;
     pthread_mutex_unlock(&w->mu);
     return settled;
+}
+
+void mr_topic_writer_mark(struct mr_topic_writer *w, uint64_t *mark)
+{
+    pthread_mutex_lock(&w->mu);
+    memcpy(mark, w->appended_in, w->nparts * sizeof(uint64_t));
+    pthread_mutex_unlock(&w->mu);
+}
+
+bool mr_topic_writer_durable_at(struct mr_topic_writer *w, const uint64_t *mark)
+{
+    pthread_mutex_lock(&w->mu);
+    bool ok = w->first_error == 0;
+    for (uint32_t p = 0; ok && p < w->nparts; p++) {
+        ok = w->acked_in[p] >= mark[p];
+    }
+    pthread_mutex_unlock(&w->mu);
+    return ok;
 }

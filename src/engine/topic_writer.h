@@ -36,9 +36,11 @@ struct mr_topic_writer {
     /* acks */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    uint64_t appended; /* batches handed to the journal (writer thread: under mu) */
-    uint64_t acked;    /* batches acknowledged */
-    int first_error;   /* first failed append or ack */
+    uint64_t appended;     /* batches handed to the journal (writer thread: under mu) */
+    uint64_t acked;        /* batches acknowledged */
+    uint64_t *appended_in; /* per partition (under mu): for marks */
+    uint64_t *acked_in;    /* per partition, acks come in order within one (under mu) */
+    int first_error;       /* first failed append or ack */
     atomic_uint_least64_t records_acked;
     uint64_t bytes_appended; /* bytes of the batches handed to the journal (writer thread) */
 };
@@ -51,6 +53,12 @@ void mr_topic_writer_fini(struct mr_topic_writer *w);
  * MR_EINVAL (record cannot be encoded), MR_ETOOBIG (larger than a batch), or the journal's
  * append error. */
 int mr_topic_writer_add(struct mr_topic_writer *w, const struct mr_record *rec);
+/* add with one more Kafka record header after mr.enc (extra may be NULL); the relay's origin
+ * mark (relay.h) travels this way. */
+int mr_topic_writer_add_with(struct mr_topic_writer *w, const struct mr_record *rec,
+                             const struct mr_batch_header *extra);
+/* The partition add puts rec in (Kafka's partitioner on its asset path). */
+uint32_t mr_topic_writer_partition(struct mr_topic_writer *w, const struct mr_record *rec);
 /* Append every non-empty batch. */
 int mr_topic_writer_flush(struct mr_topic_writer *w);
 /* Flush, then wait until every appended batch is acknowledged; returns the first error of any
@@ -61,5 +69,11 @@ int mr_topic_writer_sync(struct mr_topic_writer *w);
  * in order per partition but not across partitions, so this, not a count, says that all
  * records added before the last flush are durable. */
 bool mr_topic_writer_settled(struct mr_topic_writer *w);
+/* Marks: mark (nparts entries) records how many batches each partition was handed so far;
+ * durable_at says, without waiting, whether all of them are acknowledged without error. So a
+ * caller under a steady stream learns that an early flush is durable while later ones are
+ * still in flight, which settled cannot tell. */
+void mr_topic_writer_mark(struct mr_topic_writer *w, uint64_t *mark);
+bool mr_topic_writer_durable_at(struct mr_topic_writer *w, const uint64_t *mark);
 
 #endif

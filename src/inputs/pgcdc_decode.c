@@ -521,6 +521,12 @@ int pgcdc_decode(struct pgcdc_decoder *d, const uint8_t *msg, size_t len, struct
         if (r.bad) {
             return MR_ERR_SET(err, MR_ECORRUPT, "truncated Begin message");
         }
+        /* Nanoseconds since 1970 must fit an int64 (years 1678..2262); found by fuzz_pgoutput. */
+        const int64_t lim = INT64_MAX / 1000 - PG_EPOCH_US;
+        if (us > lim || us < -lim) {
+            return MR_ERR_SET(err, MR_ECORRUPT,
+                              "Begin message: commit time %" PRId64 " us is out of range", us);
+        }
         d->commit_time_ns = (us + PG_EPOCH_US) * 1000;
         d->in_txn = true;
         return 0;

@@ -129,7 +129,8 @@ void pgcdc_decoder_fini(struct pgcdc_decoder *d);
 void pgcdc_decoder_reset(struct pgcdc_decoder *d);
 /* Decode one pgoutput message into b. Returns 0, PGCDC_COMMIT, MR_ETOOBIG (b cannot take the
  * whole row: hand b over and call again with an empty batch; b is unchanged), MR_ECORRUPT (a
- * malformed message; err says where) or MR_EPARSE (a row that cannot be mapped, e.g. a NULL
+ * malformed message; err says where), MR_ENOTSUP (more tables or columns than supported) or
+ * MR_EPARSE (a row that cannot be mapped, e.g. a NULL
  * asset column: skipped, err says why). Rows of unconfigured tables are ignored. */
 int pgcdc_decode(struct pgcdc_decoder *d, const uint8_t *msg, size_t len, struct pgcdc_batch *b,
                  struct mr_err *err);

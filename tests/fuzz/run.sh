@@ -10,6 +10,7 @@
 # in by hand. Any crash, leak, UB report or timeout fails the run; the reproducer is kept in
 # $MR_FUZZ_BUILD/artifacts/NAME/ and its path printed with the command that replays it.
 # Optional per-target extras: tests/fuzz/NAME.dict (a libFuzzer dictionary).
+# FUZZ_ONLY=NAME runs just tests/fuzz/fuzz_NAME.c (a glob works too: FUZZ_ONLY='mqtt*').
 set -euo pipefail
 
 if [[ $# -ne 1 || ! $1 =~ ^[0-9]+$ || $1 -eq 0 ]]; then
@@ -33,14 +34,14 @@ fi
 flags=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
     -std=c11 -D_GNU_SOURCE -DMR_VERSION='"fuzz"' -Iinclude -Isrc)
 # shellcheck disable=SC2207
-pkg_cflags=($(pkg-config --cflags libuv yaml-0.1 jansson libmodbus libprotobuf-c libmosquitto libpq))
+pkg_cflags=($(pkg-config --cflags libuv yaml-0.1 jansson libmodbus libprotobuf-c libmosquitto libpq libcurl zlib))
 # shellcheck disable=SC2207
-pkg_libs=($(pkg-config --libs libuv yaml-0.1 jansson libmodbus libprotobuf-c libmosquitto libpq) -lpthread -lm)
+pkg_libs=($(pkg-config --libs libuv yaml-0.1 jansson libmodbus libprotobuf-c libmosquitto libpq libcurl zlib) -lhttp_parser -lpthread -lm)
 # protoc-c output (the Sparkplug B schema), as the Makefile generates it.
 flags+=(-I"$out/gen")
 
 shopt -s nullglob
-targets=(tests/fuzz/fuzz_*.c)
+targets=(tests/fuzz/fuzz_${FUZZ_ONLY:-*}.c)
 if [[ ${#targets[@]} -eq 0 ]]; then
     echo "fuzz: no targets in tests/fuzz/"
     exit 0

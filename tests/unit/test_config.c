@@ -565,8 +565,8 @@ static void test_file_errors(void **state)
         /* plugins */
         {"inputs:\n  a: {type: stdn}\n",
          {"plant.yaml:2:13: inputs.a.type: unknown input type "
-          "'stdn' (did you mean 'stdin'?) (available: file, modbus, mqtt, postgres_cdc, sim, "
-          "stdin)"}},
+          "'stdn' (did you mean 'stdin'?) (available: file, http_listener, modbus, mqtt, "
+          "postgres_cdc, receive, sim, stdin)"}},
         {"inputs:\n  a: {fd: 1}\n", {"plant.yaml:2:3: inputs.a: missing required field 'type'"}},
         {"outputs:\n  a: stdout\n", {"outputs.a: expected a section with 'type:'"}},
         {"outputs:\n  a b: {type: stdout}\n", {"outputs.a b: a name may only use letters"}},
