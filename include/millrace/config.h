@@ -170,6 +170,19 @@ struct mr_journal_topic_conf {
     uint64_t retention_bytes;
     bool has_retention_age;
     bool has_retention_bytes;
+    int priority; /* enum mr_topic_priority */
+};
+
+enum mr_topic_priority {
+    MR_TOPIC_PRIORITY_NORMAL = 0,
+    MR_TOPIC_PRIORITY_LOW = 1,
+};
+
+/* What the journal does when it reaches max_bytes (journal.h: enum mr_journal_overflow). */
+enum mr_overflow_policy {
+    MR_OVERFLOW_BLOCK = 0,
+    MR_OVERFLOW_DROP_OLDEST = 1,
+    MR_OVERFLOW_DOWNSAMPLE = 2,
 };
 
 struct mr_journal_conf {
@@ -180,6 +193,8 @@ struct mr_journal_conf {
     int64_t segment_age_ns;
     int64_t retention_age_ns;  /* 0: keep forever */
     uint64_t retention_bytes;  /* 0: unlimited */
+    uint64_t max_bytes;        /* all topics together; 0: unlimited */
+    int overflow;              /* enum mr_overflow_policy */
     struct mr_conf_map topics; /* of struct mr_journal_topic_conf */
 };
 

@@ -154,20 +154,30 @@ typedef void (*mr_journal_commit_cb)(void *arg, struct mr_journal_topic *topic, 
 
 #define MR_JOURNAL_UNLIMITED (-1)
 
+/* What the journal does at max_bytes, after deleting the closed segments every consumer (every
+ * cursor of the topic) has passed: */
+enum mr_journal_overflow {
+    MR_JOURNAL_OVERFLOW_BLOCK = 0,       /* report full (mr_journal_full): inputs pause */
+    MR_JOURNAL_OVERFLOW_DROP_OLDEST = 1, /* delete the oldest closed segments of any topic */
+    MR_JOURNAL_OVERFLOW_DOWNSAMPLE = 2,  /* ... of low-priority topics only; then block */
+};
+
 struct mr_journal_options {
-    const char *dir;                /* required */
-    enum mr_journal_fsync fsync;    /* default always */
-    uint32_t fsync_interval_ms;     /* interval policy: default 10 (see journal.c) */
-    uint64_t segment_bytes;         /* roll at this size: default 64 MiB, 4 KiB..1 GiB */
-    int64_t segment_age_ms;         /* roll a non-empty segment this old: default 1 hour */
-    int64_t retention_age_ms;       /* delete segments whose newest record is older; 7 days */
-    int64_t retention_bytes;        /* per partition; default MR_JOURNAL_UNLIMITED */
-    uint32_t index_interval_bytes;  /* sparse index spacing: default 4096 */
-    uint32_t max_batch_bytes;       /* largest accepted batch: default 1 MiB */
-    uint64_t queue_max_bytes;       /* appends in flight (queued, written, unacked): 64 MiB */
-    uint32_t retention_check_ms;    /* how often the writer enforces retention: 60000 */
-    bool read_only;                 /* no writer, no recovery truncation; appends MR_EROFS */
-    mr_journal_commit_cb on_commit; /* optional */
+    const char *dir;                   /* required */
+    enum mr_journal_fsync fsync;       /* default always */
+    uint32_t fsync_interval_ms;        /* interval policy: default 10 (see journal.c) */
+    uint64_t segment_bytes;            /* roll at this size: default 64 MiB, 4 KiB..1 GiB */
+    int64_t segment_age_ms;            /* roll a non-empty segment this old: default 1 hour */
+    int64_t retention_age_ms;          /* delete segments whose newest record is older; 7 days */
+    int64_t retention_bytes;           /* per partition; default MR_JOURNAL_UNLIMITED */
+    uint32_t index_interval_bytes;     /* sparse index spacing: default 4096 */
+    uint32_t max_batch_bytes;          /* largest accepted batch: default 1 MiB */
+    uint64_t queue_max_bytes;          /* appends in flight (queued, written, unacked): 64 MiB */
+    uint32_t retention_check_ms;       /* how often the writer enforces retention: 60000 */
+    int64_t max_bytes;                 /* every topic together; default MR_JOURNAL_UNLIMITED */
+    enum mr_journal_overflow overflow; /* default block */
+    bool read_only;                    /* no writer, no recovery truncation; appends MR_EROFS */
+    mr_journal_commit_cb on_commit;    /* optional */
     void *on_commit_arg;
 };
 
@@ -282,6 +292,22 @@ struct mr_journal_stats {
 };
 void mr_journal_stats(struct mr_journal *j, struct mr_journal_stats *out);
 
+/* The disk cap (max_bytes), checked by the writer thread after every group commit. */
+struct mr_journal_disk {
+    uint64_t bytes;             /* committed bytes of every topic at the last check */
+    bool full;                  /* over max_bytes with nothing more to delete: inputs pause */
+    uint64_t released_segments; /* deleted because every consumer had read them */
+    uint64_t dropped_segments;  /* deleted unread by drop_oldest / downsample */
+    uint64_t dropped_records;   /* records in those */
+};
+void mr_journal_disk_stats(struct mr_journal *j, struct mr_journal_disk *out);
+/* True while the journal is over max_bytes and the overflow policy holds new data back. Cheap
+ * (an atomic load): ingest asks before every batch. */
+bool mr_journal_full(struct mr_journal *j);
+/* Mark a topic as bulk data that overflow: downsample may give up first (from the configuration
+ * at each start; not stored in the topic's metadata). */
+void mr_journal_topic_set_low_priority(struct mr_journal_topic *t, bool low);
+
 /* Run retention now on the writer thread and wait for it (tests, operators). Returns the
  * number of segments deleted, or an error. */
 long mr_journal_enforce_retention(struct mr_journal *j);
@@ -294,6 +320,8 @@ void mr_journal_options_from_conf(struct mr_journal_options *o, const struct mr_
  * set) and returns the configured partition count, or 0 when the configuration does not say. */
 uint32_t mr_journal_topic_from_conf(const struct mr_journal_conf *c, const char *topic,
                                     struct mr_journal_topic_options *o);
+/* `journal.topics.<topic>.priority: low`. */
+bool mr_journal_topic_low_priority_from_conf(const struct mr_journal_conf *c, const char *topic);
 
 /* ---------------------------------------------------------------------------------------------
  * Reading.

@@ -40,6 +40,14 @@ void mr_gauge_add(struct mr_gauge *g, double delta);
 double mr_gauge_value(const struct mr_gauge *g);
 void mr_histogram_observe(struct mr_histogram *h, double v);
 
+/* Collectors: fn(arg) runs at the start of every render, to set gauges from state that is read
+ * rather than pushed (e.g. the journal's disk use). It must not call back into the registry
+ * except mr_gauge_set/mr_counter_add. At most MR_METRICS_MAX_COLLECTORS; add returns 0 or
+ * MR_ETOOBIG. Remove before arg goes away. */
+#define MR_METRICS_MAX_COLLECTORS 8
+int mr_metrics_collector_add(struct mr_metrics *m, void (*fn)(void *arg), void *arg);
+void mr_metrics_collector_remove(struct mr_metrics *m, void (*fn)(void *arg), void *arg);
+
 /* Render every metric in Prometheus text exposition format 0.0.4 (HELP, TYPE, samples; one
  * family per name, histograms with _bucket{le=...}, _sum, _count) into out (cap bytes,
  * NUL-terminated). Returns the length, or MR_ETOOBIG with the needed size in *needed. */

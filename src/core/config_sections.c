@@ -10,6 +10,8 @@
 
 static const char *const fsync_values[] = {"always", "interval", "never", NULL};
 
+static const char *const topic_priority_values[] = {"normal", "low", NULL};
+
 static const struct mr_field journal_topic_fields[] = {
     {.name = "partitions",
      .type = MR_FIELD_INT,
@@ -30,6 +32,13 @@ static const struct mr_field journal_topic_fields[] = {
      .present = MR_FIELD_PRESENT(struct mr_journal_topic_conf, has_retention_bytes),
      .help = "Delete the oldest segments when a partition is larger than this; 0 is unlimited. "
              "Default: journal.retention_bytes."},
+    {.name = "priority",
+     .type = MR_FIELD_ENUM,
+     .offset = offsetof(struct mr_journal_topic_conf, priority),
+     .def = "normal",
+     .values = topic_priority_values,
+     .help = "'low' marks bulk data (raw samples, fast analog tags) that journal.overflow: "
+             "downsample may give up first to keep alarms and state events."},
     {0},
 };
 
@@ -68,6 +77,8 @@ static void journal_check(void *conf, struct mr_config_check *chk)
         }
     }
 }
+
+static const char *const overflow_values[] = {"block", "drop_oldest", "downsample", NULL};
 
 static const struct mr_field journal_fields[] = {
     {.name = "dir",
@@ -117,6 +128,23 @@ static const struct mr_field journal_fields[] = {
      .def = "0",
      .help = "Oldest closed segments are deleted while a partition is larger than this; 0 is "
              "unlimited."},
+    {.name = "max_bytes",
+     .type = MR_FIELD_SIZE,
+     .offset = offsetof(struct mr_journal_conf, max_bytes),
+     .def = "0",
+     .help = "Disk the whole journal may use (every topic together); 0 is unlimited. Over it, "
+             "segments every consumer has passed are deleted first, then `overflow` decides."},
+    {.name = "overflow",
+     .type = MR_FIELD_ENUM,
+     .offset = offsetof(struct mr_journal_conf, overflow),
+     .def = "block",
+     .values = overflow_values,
+     .help = "At max_bytes, after deleting what every consumer has read: 'block' pauses the "
+             "inputs (their sources keep the data: broker queues, PLC buffers) until space is "
+             "freed; 'drop_oldest' deletes the oldest segments of any topic, read or not "
+             "(counted); 'downsample' deletes the oldest segments of topics with priority: low "
+             "first (bulk data), keeping alarms and state events, and blocks when only those "
+             "are left."},
     {.name = "topics",
      .type = MR_FIELD_SECTION_MAP,
      .offset = offsetof(struct mr_journal_conf, topics),

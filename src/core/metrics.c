@@ -103,6 +103,10 @@ struct mr_metrics {
     size_t total_series;
     struct index by_name;   /* family by name */
     struct index by_labels; /* series by (family, labels) */
+    struct {
+        void (*fn)(void *arg);
+        void *arg;
+    } collectors[MR_METRICS_MAX_COLLECTORS];
 };
 
 /* ---- doubles in atomics ---- */
@@ -886,6 +890,13 @@ long mr_metrics_render(struct mr_metrics *m, char *out, size_t cap, size_t *need
     struct writer w = {.buf = out, .cap = cap, .len = 0};
 
     pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < MR_METRICS_MAX_COLLECTORS; i++) {
+        if (m->collectors[i].fn != NULL) {
+            /* Under the lock, so a collector being removed is never running; collectors only
+             * set their own series (atomics), which takes no lock. */
+            m->collectors[i].fn(m->collectors[i].arg);
+        }
+    }
     for (size_t i = 0; i < m->nfamilies; i++) {
         render_family(&w, m->families[i]);
     }
@@ -927,4 +938,31 @@ long mr_metrics_label_escape(const char *value, char *out, size_t cap)
     }
     *o = '\0';
     return (long)len;
+}
+
+int mr_metrics_collector_add(struct mr_metrics *m, void (*fn)(void *arg), void *arg)
+{
+    int rc = MR_ETOOBIG;
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < MR_METRICS_MAX_COLLECTORS; i++) {
+        if (m->collectors[i].fn == NULL) {
+            m->collectors[i].fn = fn;
+            m->collectors[i].arg = arg;
+            rc = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+void mr_metrics_collector_remove(struct mr_metrics *m, void (*fn)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < MR_METRICS_MAX_COLLECTORS; i++) {
+        if (m->collectors[i].fn == fn && m->collectors[i].arg == arg) {
+            m->collectors[i].fn = NULL;
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
 }

@@ -52,6 +52,7 @@ struct mr_delivery {
     struct mr_counter *m_delivered;
     struct mr_counter *m_retries;
     struct mr_counter *m_skipped;
+    struct mr_counter *m_deleted_unread;
     struct mr_gauge *m_lag;
 };
 
@@ -148,6 +149,18 @@ static int deliver_batch(struct mr_delivery *d, struct dsource *s)
 {
     struct mr_batch_info info;
     int rc = mr_journal_reader_next_batch(s->reader, &info);
+    if (rc == MR_ERANGE && mr_journal_reader_seek(s->reader, MR_JOURNAL_EARLIEST) == 0) {
+        /* Retention or the journal's disk cap deleted records before this output read them:
+         * say how many, continue with what is left. */
+        int64_t now_at = mr_journal_reader_position(s->reader);
+        mr_counter_add(d->m_deleted_unread, (uint64_t)(now_at - s->position));
+        MR_LOG_WARN(d->host.name,
+                    "%s[%u]: %" PRId64 " records were deleted (retention or journal.max_bytes) "
+                    "before they were delivered; continuing at offset %" PRId64,
+                    mr_journal_topic_name(s->topic), s->partition, now_at - s->position, now_at);
+        s->position = now_at;
+        return 1;
+    }
     if (rc != 0) {
         if (rc != MR_EAGAIN && rc != MR_EEOF) {
             MR_LOG_RL(&d->rl, MR_LOG_ERROR, d->host.name, "reading %s[%u]: %s",
@@ -299,6 +312,12 @@ int mr_delivery_create(struct mr_delivery **out, struct mr_engine_env *env,
                                     "Records in an output's topics that are not millrace records "
                                     "and were passed over.",
                                     labels, &d->m_skipped);
+        }
+        if (rc == 0) {
+            rc = mr_metrics_counter(env->metrics, "millrace_output_deleted_unread_total",
+                                    "Records deleted by retention or journal.max_bytes before "
+                                    "this output delivered them.",
+                                    labels, &d->m_deleted_unread);
         }
         if (rc == 0) {
             rc = mr_metrics_gauge(env->metrics, "millrace_output_lag_records",

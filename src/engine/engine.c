@@ -58,7 +58,50 @@ struct mr_engine {
     void *inputs_done_arg;
     size_t inputs_ended;
     int inputs_status;
+    /* the journal's disk use, set at every scrape (collect_journal) */
+    struct mr_gauge *g_disk_bytes, *g_disk_max, *g_disk_full, *g_disk_dropped;
+    bool collector;
 };
+
+static void collect_journal(void *arg)
+{
+    struct mr_engine *e = arg;
+    struct mr_journal_disk d;
+    mr_journal_disk_stats(e->env.journal, &d);
+    mr_gauge_set(e->g_disk_bytes, (double)d.bytes);
+    mr_gauge_set(e->g_disk_full, d.full ? 1.0 : 0.0);
+    mr_gauge_set(e->g_disk_dropped, (double)d.dropped_records);
+}
+
+static int journal_metrics(struct mr_engine *e)
+{
+    struct mr_metrics *m = e->env.metrics;
+    int rc = mr_metrics_gauge(m, "millrace_journal_disk_bytes",
+                              "Bytes the journal stores (every topic; updated when "
+                              "journal.max_bytes is set).",
+                              "", &e->g_disk_bytes);
+    if (rc == 0) {
+        rc = mr_metrics_gauge(m, "millrace_journal_max_bytes", "journal.max_bytes (0: unlimited).",
+                              "", &e->g_disk_max);
+    }
+    if (rc == 0) {
+        rc = mr_metrics_gauge(m, "millrace_journal_full",
+                              "1 while the journal is at max_bytes and inputs are paused.", "",
+                              &e->g_disk_full);
+    }
+    if (rc == 0) {
+        rc = mr_metrics_gauge(m, "millrace_journal_dropped_records",
+                              "Records deleted unread to stay under max_bytes (overflow: "
+                              "drop_oldest or downsample), since start.",
+                              "", &e->g_disk_dropped);
+    }
+    if (rc == 0) {
+        mr_gauge_set(e->g_disk_max, (double)e->env.cfg->journal.max_bytes);
+        rc = mr_metrics_collector_add(m, collect_journal, e);
+        e->collector = rc == 0;
+    }
+    return rc;
+}
 
 /* ---- shared helpers (engine_internal.h) ---- */
 
@@ -138,16 +181,16 @@ int mr_engine_topic(struct mr_engine_env *env, const char *name, struct mr_journ
                     struct mr_err *err)
 {
     struct mr_journal_topic *t = mr_journal_topic_find(env->journal, name);
-    if (t != NULL) {
-        *out = t;
-        return 0;
+    if (t == NULL) {
+        struct mr_journal_topic_options o;
+        uint32_t parts = mr_journal_topic_from_conf(&env->cfg->journal, name, &o);
+        int rc = mr_journal_topic_create(env->journal, name, parts != 0 ? parts : 1, &o, &t, err);
+        if (rc != 0) {
+            return rc;
+        }
     }
-    struct mr_journal_topic_options o;
-    uint32_t parts = mr_journal_topic_from_conf(&env->cfg->journal, name, &o);
-    int rc = mr_journal_topic_create(env->journal, name, parts != 0 ? parts : 1, &o, &t, err);
-    if (rc != 0) {
-        return rc;
-    }
+    mr_journal_topic_set_low_priority(
+        t, mr_journal_topic_low_priority_from_conf(&env->cfg->journal, name));
     *out = t;
     return 0;
 }
@@ -305,6 +348,9 @@ int mr_engine_create(struct mr_engine **out, struct mr_config *cfg, uv_loop_t *l
                         "truncations): those records were never acknowledged",
                         (unsigned long long)rep.bytes_dropped, rep.truncations);
         }
+    }
+    if (rc == 0) {
+        rc = journal_metrics(e);
     }
     if (rc == 0) {
         rc = parts_alloc(&e->cur, cfg);
@@ -582,6 +628,9 @@ void mr_engine_destroy(struct mr_engine *e)
     }
     parts_free(&e->old);
     parts_free(&e->cur);
+    if (e->collector) {
+        mr_metrics_collector_remove(e->env.metrics, collect_journal, e);
+    }
     if (e->env.journal != NULL) {
         int rc = mr_journal_close(e->env.journal);
         if (rc != 0) {

@@ -61,6 +61,9 @@ static void note_emitted(struct mr_ingest *in)
 static int ingest_emit(struct mr_input_host *host, const struct mr_record *recs, size_t n)
 {
     struct mr_ingest *in = host->arg;
+    if (mr_journal_full(in->env->journal)) {
+        return MR_EAGAIN; /* journal.max_bytes reached: the input keeps its batch and waits */
+    }
     for (size_t i = 0; i < n; i++) {
         int rc = mr_topic_writer_add(&in->writer, &recs[i]);
         if (rc == MR_EINVAL || rc == MR_ETOOBIG) {
@@ -88,6 +91,9 @@ static int ingest_emit_relayed(struct mr_input_host *host, const struct mr_recor
                                const struct mr_record_origin *origin, size_t *dropped)
 {
     struct mr_ingest *in = host->arg;
+    if (mr_journal_full(in->env->journal)) {
+        return MR_EAGAIN;
+    }
     size_t skipped = 0;
     int rc = in->relay_ready ? 0 : MR_ENOMEM;
     if (rc == 0 && !in->relay.recovered) {

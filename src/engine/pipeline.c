@@ -321,6 +321,27 @@ static int sync_writers(struct mr_pipeline *p)
     return first;
 }
 
+/* With a disk cap (journal.max_bytes), the journal deletes first what every consumer has read,
+ * and learns that from cursors: the checkpointed positions are this pipeline's. A failure only
+ * means space is freed later, so it is logged, not fatal. */
+static void commit_cursors(struct mr_pipeline *p)
+{
+    if (p->env->cfg->journal.max_bytes == 0) {
+        return;
+    }
+    char consumer[300];
+    snprintf(consumer, sizeof(consumer), "pipeline.%s", p->name);
+    for (size_t i = 0; i < p->nsources; i++) {
+        struct mr_err err;
+        int rc = mr_journal_cursor_commit(p->sources[i].topic, consumer, p->sources[i].partition,
+                                          p->sources[i].position, &err);
+        if (rc != 0) {
+            MR_LOG_RL(&p->rl, MR_LOG_WARN, p->log_name, "cannot save its read position: %s",
+                      err.msg);
+        }
+    }
+}
+
 static int checkpoint(struct mr_pipeline *p)
 {
     int rc = sync_writers(p);
@@ -391,6 +412,7 @@ static int checkpoint(struct mr_pipeline *p)
     }
     mr_counter_add(p->m_checkpoints, 1);
     p->dirty = false;
+    commit_cursors(p);
     return 0;
 }
 
@@ -607,6 +629,15 @@ static int process_batch(struct mr_pipeline *p, struct source *s)
     int rc = mr_journal_reader_next_batch(s->reader, &info);
     if (rc == MR_EAGAIN || rc == MR_EEOF) {
         return 0;
+    }
+    if (rc == MR_ERANGE && mr_journal_reader_seek(s->reader, MR_JOURNAL_EARLIEST) == 0) {
+        int64_t now_at = mr_journal_reader_position(s->reader);
+        MR_LOG_WARN(p->log_name,
+                    "%s[%u]: %" PRId64 " records were deleted (retention or journal.max_bytes) "
+                    "before this pipeline read them; continuing at offset %" PRId64,
+                    s->topic_name, s->partition, now_at - s->position, now_at);
+        s->position = now_at;
+        return 1;
     }
     if (rc != 0) {
         MR_LOG_RL(&p->rl, MR_LOG_ERROR, p->log_name, "reading %s[%u]: %s", s->topic_name,

@@ -15,8 +15,10 @@
  */
 #include "journal/journal_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "millrace/alloc.h"
@@ -282,4 +284,45 @@ int mr_journal_cursor_get(struct mr_journal_topic *t, const char *consumer, uint
     }
     *offset = v;
     return 0;
+}
+
+int mr_cursor_min(struct mr_journal_topic *t, uint32_t partition, int64_t *min)
+{
+    char dir[4096];
+    if (mr_journal_fmt(dir, sizeof(dir), "%s/cursors", t->dir) != 0) {
+        return MR_ETOOBIG;
+    }
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        return MR_ENOENT;
+    }
+    int found = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        const char *suffix = ".cursor";
+        size_t sl = strlen(suffix);
+        if (n <= sl || n - sl > MR_JOURNAL_CONSUMER_MAX ||
+            strcmp(e->d_name + n - sl, suffix) != 0) {
+            continue;
+        }
+        char consumer[MR_JOURNAL_CONSUMER_MAX + 1];
+        memcpy(consumer, e->d_name, n - sl);
+        consumer[n - sl] = '\0';
+        int64_t pos;
+        struct mr_err err;
+        /* A consumer without a position for this partition has read nothing of it. */
+        int rc = mr_journal_cursor_get(t, consumer, partition, &pos, &err);
+        if (rc == MR_ENOENT) {
+            pos = 0;
+        } else if (rc != 0) {
+            continue; /* damaged file: reported where it is used; it pins nothing here */
+        }
+        if (found == 0 || pos < *min) {
+            *min = pos;
+        }
+        found = 1;
+    }
+    closedir(d);
+    return found ? 0 : MR_ENOENT;
 }

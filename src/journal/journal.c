@@ -207,6 +207,8 @@ void mr_journal_options_init(struct mr_journal_options *o)
     o->max_batch_bytes = MR_BATCH_DEFAULT_CAP;
     o->queue_max_bytes = 64ull * 1024 * 1024;
     o->retention_check_ms = 60000;
+    o->max_bytes = MR_JOURNAL_UNLIMITED;
+    o->overflow = MR_JOURNAL_OVERFLOW_BLOCK;
 }
 
 int mr_journal_fsync_parse(const char *s, enum mr_journal_fsync *out)
@@ -263,7 +265,8 @@ static int options_check(const struct mr_journal_options *o, struct mr_err *err)
     if (o->retention_check_ms < 10) {
         return MR_ERR_SET(err, MR_EINVAL, "journal: retention_check_ms must be >= 10");
     }
-    if (o->retention_age_ms < -1 || o->retention_bytes < -1 || o->segment_age_ms < -1) {
+    if (o->retention_age_ms < -1 || o->retention_bytes < -1 || o->segment_age_ms < -1 ||
+        o->max_bytes < -1) {
         return MR_ERR_SET(err, MR_EINVAL, "journal: ages and sizes must be >= 0 or -1 (none)");
     }
     return 0;
@@ -663,6 +666,7 @@ static void *writer_main(void *arg)
 
         if (list != NULL) {
             process_group(&w, list, c);
+            mr_journal_disk_enforce(j);
         }
         int64_t now = mr_clock_mono_ms();
         if (w.unsynced != NULL && (now >= w.next_sync || (stopping && list == NULL))) {
@@ -672,6 +676,7 @@ static void *writer_main(void *arg)
         long deleted = 0;
         if (want_ret || now >= next_retention) {
             deleted = retention_all(j);
+            mr_journal_disk_enforce(j);
             next_retention = now + j->opts.retention_check_ms;
         }
         pthread_mutex_lock(&j->q_lock);
@@ -1013,6 +1018,7 @@ int mr_journal_open(const struct mr_journal_options *opts, struct mr_journal **o
             goto fail;
         }
         j->writer_started = true;
+        mr_journal_disk_enforce(j); /* a journal reopened over its cap starts full */
     }
     *out = j;
     return 0;

@@ -43,6 +43,21 @@ void mr_journal_options_from_conf(struct mr_journal_options *o, const struct mr_
     o->segment_age_ms = ms_or_unlimited(c->segment_age_ns);
     o->retention_age_ms = ms_or_unlimited(c->retention_age_ns);
     o->retention_bytes = bytes_or_unlimited(c->retention_bytes);
+    o->max_bytes = bytes_or_unlimited(c->max_bytes);
+    o->overflow = c->overflow == MR_OVERFLOW_DROP_OLDEST  ? MR_JOURNAL_OVERFLOW_DROP_OLDEST
+                  : c->overflow == MR_OVERFLOW_DOWNSAMPLE ? MR_JOURNAL_OVERFLOW_DOWNSAMPLE
+                                                          : MR_JOURNAL_OVERFLOW_BLOCK;
+}
+
+bool mr_journal_topic_low_priority_from_conf(const struct mr_journal_conf *c, const char *topic)
+{
+    for (size_t i = 0; i < c->topics.n; i++) {
+        if (strcmp(c->topics.items[i].name, topic) == 0) {
+            const struct mr_journal_topic_conf *t = c->topics.items[i].conf;
+            return t->priority == MR_TOPIC_PRIORITY_LOW;
+        }
+    }
+    return false;
 }
 
 uint32_t mr_journal_topic_from_conf(const struct mr_journal_conf *c, const char *topic,

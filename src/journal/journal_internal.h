@@ -143,6 +143,7 @@ struct mr_journal_topic {
     struct mr_partition **parts;
     int64_t retention_age_ms; /* override or MR_JOURNAL_DEFAULT */
     int64_t retention_bytes;
+    atomic_bool low_priority;       /* overflow: downsample gives these up first */
     struct mr_cursor_file *cursors; /* j->cursor_lock */
 };
 
@@ -172,6 +173,9 @@ struct mr_journal {
     pthread_cond_t readers_cv;
     int readers;
     pthread_mutex_t cursor_lock;
+    /* The disk cap (disk.c): written by the writer thread, read from anywhere. */
+    atomic_bool disk_full;
+    atomic_uint_least64_t disk_bytes, disk_released, disk_dropped, disk_dropped_records;
     /* Counters for mr_journal_stats: written by the writer thread, read from anywhere. */
     atomic_uint_least64_t stat_writes, stat_bytes, stat_syncs;
     /* Fault injection for tests (writer): fail the next write after `fail_after` bytes. */
@@ -277,6 +281,20 @@ int mr_partition_list_segments(const char *dir, int64_t after, int64_t **out, si
 int mr_partition_roll(struct mr_partition *p);
 /* Writer: delete old segments per retention; returns segments deleted. */
 long mr_partition_retention(struct mr_partition *p, int64_t now_ms);
+/* Delete the partition's oldest segment if it is closed (not the active one) and, when
+ * below >= 0, ends at or before offset `below`. Returns whether it did; *records and *bytes
+ * receive what the segment held. */
+bool mr_partition_drop_oldest(struct mr_partition *p, int64_t below, int64_t *records,
+                              uint64_t *bytes);
+/* Committed bytes of every segment; *oldest_ts the newest timestamp of its oldest closed
+ * segment (INT64_MAX when it has none). */
+uint64_t mr_partition_bytes(struct mr_partition *p, int64_t *oldest_ts);
+/* ---- cursor.c */
+/* Lowest position of every consumer with a cursor on the topic's partition; MR_ENOENT when no
+ * consumer has one (nobody has declared an interest: nothing counts as read). */
+int mr_cursor_min(struct mr_journal_topic *t, uint32_t partition, int64_t *min);
+/* ---- disk.c: the journal-wide cap, on the writer thread after each group */
+void mr_journal_disk_enforce(struct mr_journal *j);
 /* Segment holding offset (ref taken), or the first one after it; NULL if none. */
 struct mr_segment *mr_partition_find(struct mr_partition *p, int64_t offset);
 /* Read-only journals: pick up batches and segments another process appended. */

@@ -580,3 +580,35 @@ uint32_t mr_journal_partition_for_key(const void *key, size_t len, uint32_t part
 {
     return partitions == 0 ? 0 : (murmur2(key, len) & 0x7fffffff) % partitions;
 }
+
+bool mr_partition_drop_oldest(struct mr_partition *p, int64_t below, int64_t *records,
+                              uint64_t *bytes)
+{
+    pthread_mutex_lock(&p->lock);
+    struct mr_segment *s = p->nsegs > 1 ? p->segs[0] : NULL;
+    if (s == NULL || (below >= 0 && s->end_offset > below)) {
+        pthread_mutex_unlock(&p->lock);
+        return false;
+    }
+    *bytes = s->size;
+    *records = s->end_offset - s->base;
+    memmove(p->segs, p->segs + 1, (p->nsegs - 1) * sizeof(*p->segs));
+    p->nsegs--;
+    pthread_mutex_unlock(&p->lock);
+    /* Readers holding it keep reading it; the last unref closes the file. */
+    mr_segment_unlink(s);
+    mr_segment_unref(s);
+    return true;
+}
+
+uint64_t mr_partition_bytes(struct mr_partition *p, int64_t *oldest_ts)
+{
+    uint64_t total = 0;
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < p->nsegs; i++) {
+        total += p->segs[i]->size;
+    }
+    *oldest_ts = p->nsegs > 1 ? p->segs[0]->max_ts : INT64_MAX;
+    pthread_mutex_unlock(&p->lock);
+    return total;
+}

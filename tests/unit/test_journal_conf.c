@@ -42,23 +42,28 @@ static void test_defaults_match_journal_defaults(void **state)
     assert_true(from_conf.segment_age_ms == plain.segment_age_ms);
     assert_true(from_conf.retention_age_ms == plain.retention_age_ms);
     assert_true(from_conf.retention_bytes == plain.retention_bytes);
+    assert_true(from_conf.max_bytes == plain.max_bytes);
+    assert_int_equal(from_conf.overflow, plain.overflow);
     mr_config_destroy(cfg);
 }
 
 static void test_units_and_unlimited(void **state)
 {
     (void)state;
-    struct mr_config *cfg = load("journal:\n"
-                                 "  dir: /var/lib/millrace\n"
-                                 "  fsync: interval\n"
-                                 "  fsync_interval: 250ms\n"
-                                 "  segment_bytes: 16MiB\n"
-                                 "  segment_age: 10m\n"
-                                 "  retention_age: 0\n"
-                                 "  retention_bytes: 2GiB\n"
-                                 "  topics:\n"
-                                 "    plant.raw: {partitions: 6, retention_age: 1d}\n"
-                                 "    alerts: {retention_bytes: 0}\n");
+    struct mr_config *cfg =
+        load("journal:\n"
+             "  dir: /var/lib/millrace\n"
+             "  fsync: interval\n"
+             "  fsync_interval: 250ms\n"
+             "  segment_bytes: 16MiB\n"
+             "  segment_age: 10m\n"
+             "  retention_age: 0\n"
+             "  retention_bytes: 2GiB\n"
+             "  max_bytes: 20GiB\n"
+             "  overflow: downsample\n"
+             "  topics:\n"
+             "    plant.raw: {partitions: 6, retention_age: 1d, priority: low}\n"
+             "    alerts: {retention_bytes: 0}\n");
     struct mr_journal_options o;
     mr_journal_options_from_conf(&o, &cfg->journal);
     assert_string_equal(o.dir, "/var/lib/millrace");
@@ -68,6 +73,10 @@ static void test_units_and_unlimited(void **state)
     assert_true(o.segment_age_ms == 600000);
     assert_true(o.retention_age_ms == MR_JOURNAL_UNLIMITED);
     assert_true(o.retention_bytes == 2LL << 30);
+    assert_true(o.max_bytes == 20LL << 30);
+    assert_int_equal(o.overflow, MR_JOURNAL_OVERFLOW_DOWNSAMPLE);
+    assert_true(mr_journal_topic_low_priority_from_conf(&cfg->journal, "plant.raw"));
+    assert_false(mr_journal_topic_low_priority_from_conf(&cfg->journal, "alerts"));
 
     struct mr_journal_topic_options t;
     assert_int_equal(mr_journal_topic_from_conf(&cfg->journal, "plant.raw", &t), 6);
