@@ -23,7 +23,7 @@ BUILD_PKGS=(
     "libmodbus-dev:Modbus TCP client (modbus input, modbus_write output)"
     "libprotobuf-c-dev:Sparkplug B payloads (protobuf)"
     "protobuf-c-compiler:protoc-c generates the Sparkplug B code at build time"
-    "libmosquitto-dev:MQTT client (the mqtt input)"
+    "libssl-dev:TLS (OpenSSL) for the mqtt input's connections"
     "libpq-dev:PostgreSQL client (the postgres_cdc input)"
     "libhttp-parser-dev:HTTP/1.1 request parser (src/web/http_server.c)"
     "zlib1g-dev:gzip/deflate request bodies (the HTTP server)"
@@ -33,6 +33,8 @@ BUILD_PKGS=(
 TEST_PKGS=(
     "${BUILD_PKGS[@]}"
     "libcmocka-dev:unit test framework"
+    "libmosquitto-dev:independent MQTT client peer in the MQTT unit tests"
+    "openssl:the TLS test makes a throwaway CA and broker certificate"
     "clang-14:libFuzzer targets (tests/fuzz)"
     "libclang-rt-14-dev:libFuzzer and sanitizer runtimes for clang-14"
     "clang-format:make test checks formatting (make fmt-check)"
@@ -57,6 +59,7 @@ BENCH_PKGS=(
     "libkissfft-dev:KissFFT, the peer of our FFT in bench/fft_speed.c"
     "libmicrohttpd-dev:libmicrohttpd, the peer of our HTTP server in bench/http_server.c"
     "mosquitto:MQTT broker started by bench/mqtt_ingest on its own port"
+    "libmosquitto-dev:the publisher and null subscriber of bench/mqtt_ingest"
 )
 
 # npm packages come from a package.json (and its lock file) in these folders, installed with

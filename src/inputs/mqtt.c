@@ -1,4 +1,5 @@
-/* Input `mqtt`: subscribes to an MQTT broker (libmosquitto) and turns messages into records.
+/* Input `mqtt`: subscribes to an MQTT broker (our own MQTT 3.1.1 client) and turns messages into
+ * records.
  *
  *   inputs:
  *     plant_mqtt:
@@ -37,28 +38,29 @@
  * exported as millrace_sparkplug_*_total. topic_template does not apply (the Sparkplug topic
  * names the data).
  *
- * The connection runs on the loop thread with libmosquitto's external-loop API: a uv_poll on
- * its socket calls mosquitto_loop_read/write, a 1 s timer calls mosquitto_loop_misc
- * (keepalive). TCP_NODELAY is set. A lost or refused connection is retried after a backoff that
- * doubles from reconnect_min to reconnect_max, cycling through `servers`. Decoded records
- * collect in a batch handed to the host after each burst of reads (or when full).
+ * The connection (mqtt_client.c, packet codec mqtt_wire.c) runs on the loop thread: one
+ * uv_tcp stream (TCP_NODELAY; TLS through OpenSSL memory BIOs on the same stream), 64 KiB reads,
+ * every complete packet of a read parsed in place and all its messages decoded into one batch
+ * handed to the host with one emit. A lost or refused connection is retried after a backoff
+ * that doubles from reconnect_min to reconnect_max, cycling through `servers`; a connection
+ * silent for 1.5 x keepalive is declared dead.
  *
- * Acknowledgement: libmosquitto acknowledges QoS 1/2 messages (PUBACK/PUBCOMP) itself when it
- * has read them, and the input host has no "committed" callback, so a message counts as
- * delivered once it is handed to the journal, not once the journal has synced it. A crash of
- * millrace can lose what the journal had not yet synced (with journal fsync: always, the
- * appends of the current group commit, typically a few milliseconds of messages). A broker
- * restart or a lost connection loses nothing for QoS 1/2 with persistent_session: the broker
- * keeps and resends what it had not delivered. docs/EDGE.md has the details.
+ * Acknowledgement: a QoS 1 message is acknowledged (PUBACK), and a QoS 2 message received
+ * (PUBREC), only once the journal has committed the emit that carried it (host->durable; a
+ * host without `durable` gets acknowledgements after the emit). So neither a crash of millrace
+ * (kill -9) nor a broker restart loses what the broker was told is safe, with QoS 1/2 and
+ * persistent_session. Delivery is at least once: within one run of millrace a redelivery after
+ * a lost connection is recognised by its packet id and not kept twice, but after a restart of
+ * millrace the broker's redelivery of messages that were kept and not yet acknowledged (at
+ * most the last few milliseconds) is kept again. docs/EDGE_MQTT.md has the details.
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <mosquitto.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "inputs/mqtt_client.h"
 #include "inputs/mqtt_internal.h"
 #include "inputs/sparkplug.h"
 #include "millrace/alloc.h"
@@ -66,14 +68,10 @@
 #include "millrace/log.h"
 #include "millrace/plugin.h"
 
-#define MISC_MS        1000
-#define RETRY_MS       10
-#define READS_PER_CB   64
-#define FILTER_MAX     1024
-#define DEFAULT_SERVER "tcp://127.0.0.1:1883"
-#define SPB_FILTER     "spBv1.0/#"
-#define SPB_ARENA_MIN  (4u << 20)
-#define SPB_ARENA_MAX  (512u << 20)
+#define FILTER_MAX    1024
+#define SPB_FILTER    "spBv1.0/#"
+#define SPB_ARENA_MIN (4u << 20)
+#define SPB_ARENA_MAX (512u << 20)
 
 extern const struct mr_plugin mr_input_mqtt;
 
@@ -120,17 +118,11 @@ struct mqtt_ctx {
     struct mr_plugin_counters counters;
     struct mr_log_ratelimit rl;
     struct mqtt_decoder dec;
-    struct mosquitto *mosq;
-    char host_name[256];
-    int port;
-    size_t server;
+    struct mqtt_client *client;
     char filter[FILTER_MAX]; /* the template's subscription when no topics are given */
-    uv_poll_t poll;
-    uv_timer_t misc;
-    uv_timer_t retry;
-    int open_handles;
-    bool poll_open, poll_closing, misc_open, retry_open, stopping, connected, pending;
-    int64_t backoff_ms;
+    const char *filters[1];  /* {filter} when no topics are given */
+    uint64_t emits;          /* emit calls that returned 0 */
+    bool stopping;
     struct mr_sparkplug *sp;           /* data_format sparkplug_b */
     struct mr_sparkplug_stats sp_seen; /* stats already added to sp_counters */
     struct mr_counter *sp_counters[SPB_NSTATS];
@@ -354,34 +346,27 @@ static const struct mr_field mqtt_fields[] = {
     {0},
 };
 
-static void schedule_reconnect(struct mqtt_ctx *c);
-static void update_poll(struct mqtt_ctx *c);
-static void retry_cb(uv_timer_t *t);
-
-/* Hand the batch on. False when the host pushed back (the batch is kept, reading pauses). */
-static bool offer(struct mqtt_ctx *c)
+/* Hand the batch on (one emit). Returns 0, MR_EAGAIN (the host pushed back: the batch is kept
+ * and offered again by the client) or the host's error (the batch is dropped and counted). */
+static int offer(struct mqtt_ctx *c)
 {
     if (c->dec.nrecs == 0) {
-        return true;
+        return 0;
     }
     int rc = c->host->emit(c->host, c->dec.recs, c->dec.nrecs);
     if (rc == MR_EAGAIN) {
-        c->pending = true;
-        if (c->retry_open && !c->stopping) {
-            uv_timer_start(&c->retry, retry_cb, RETRY_MS, 0);
-        }
-        return false;
+        return rc;
     }
-    c->pending = false;
     if (rc != 0) {
         MR_LOG_RL(&c->rl, MR_LOG_ERROR, c->host->name, "the host refused %zu records: %s",
                   c->dec.nrecs, mr_strerror(rc));
         mr_counter_add(c->counters.errors, c->dec.nrecs);
     } else {
+        c->emits++;
         mr_counter_add(c->counters.records_out, c->dec.nrecs);
     }
     mqtt_decoder_reset(&c->dec);
-    return true;
+    return rc;
 }
 
 /* ---- Sparkplug B ---- */
@@ -413,7 +398,7 @@ static int spb_records(void *ctx, const struct mr_record *recs, size_t n)
     struct mqtt_ctx *c = ctx;
     for (size_t i = 0; i < n; i++) {
         if (mqtt_decoder_full(&c->dec)) {
-            offer(c);
+            (void)offer(c); /* pushed back: add below fails and counts what is dropped */
         }
         if (mqtt_decoder_add(&c->dec, &recs[i]) != 0) {
             mr_counter_add(c->counters.errors, n - i);
@@ -434,27 +419,23 @@ static void spb_rebirth(void *ctx, const char *group, const char *node, const ch
     long tlen = mr_sparkplug_rebirth_topic(group, node, topic, sizeof(topic));
     long plen = mr_sparkplug_rebirth_encode((uint64_t)(mr_clock_wall_ns() / 1000000), payload,
                                             sizeof(payload));
-    int rc = MOSQ_ERR_NO_CONN;
-    if (tlen < 0 || plen < 0) {
-        rc = MOSQ_ERR_PAYLOAD_SIZE;
-    } else if (c->connected) {
-        rc = mosquitto_publish(c->mosq, NULL, topic, (int)plen, payload, 0, false);
-    }
-    if (rc != MOSQ_ERR_SUCCESS) {
+    int rc = tlen < 0 || plen < 0 ? MR_ETOOBIG
+                                  : mqtt_client_publish(c->client, topic, payload, (size_t)plen);
+    if (rc != 0) {
         MR_LOG_RL(&c->rl, MR_LOG_WARN, c->host->name,
                   "Sparkplug B: cannot ask %s/%s for a rebirth (%s): %s; asking again later", group,
-                  node, reason, mosquitto_strerror(rc));
+                  node, reason, rc == MR_ECLOSED ? "not connected" : mr_strerror(rc));
         return;
     }
     MR_LOG_RL(&c->rl, MR_LOG_INFO, c->host->name, "Sparkplug B: asked %s/%s for a rebirth: %s",
               group, node, reason);
 }
 
-static void spb_message(struct mqtt_ctx *c, const struct mosquitto_message *msg)
+static void spb_message(struct mqtt_ctx *c, const char *topic, const uint8_t *payload, size_t len)
 {
     struct mr_err err;
-    int rc = mr_sparkplug_handle(c->sp, msg->topic, strlen(msg->topic), msg->payload,
-                                 (size_t)msg->payloadlen, mr_clock_wall_ns(), &err);
+    int rc =
+        mr_sparkplug_handle(c->sp, topic, strlen(topic), payload, len, mr_clock_wall_ns(), &err);
     if (rc != 0) {
         mr_counter_add(c->counters.errors, 1);
         MR_LOG_RL(&c->rl, MR_LOG_WARN, c->host->name, "%s; skipped", err.msg);
@@ -493,320 +474,67 @@ static int spb_open(struct mqtt_ctx *c, struct mr_err *err)
     return 0;
 }
 
-/* ---- the connection ---- */
+/* ---- the client's hooks ---- */
 
-static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
+static int hook_message(void *ctx, const char *topic, const uint8_t *payload, size_t len)
 {
-    struct mqtt_ctx *c = obj;
+    struct mqtt_ctx *c = ctx;
     struct mr_err err;
-    (void)m;
-    mr_counter_add(c->counters.records_in, 1);
     if (c->sp != NULL) {
-        spb_message(c, msg);
-        return;
+        mr_counter_add(c->counters.records_in, 1);
+        spb_message(c, topic, payload, len);
+        return 0;
     }
-    if (!mqtt_decoder_room(&c->dec, (size_t)msg->payloadlen) && !offer(c)) {
-        /* The host pushed back while one read delivered more than the batch's slack (many
-         * large QoS 2 messages at once): nowhere to keep this one. The engine's ingest blocks
-         * instead of answering MR_EAGAIN, so only other hosts can get here. */
-        mr_counter_add(c->counters.errors, 1);
-        MR_LOG_RL(&c->rl, MR_LOG_WARN, c->host->name, "topic %s: dropped, the host is busy",
-                  msg->topic);
-        return;
+    if (!mqtt_decoder_room(&c->dec, len)) {
+        return MR_EAGAIN; /* the client flushes and offers this message again */
     }
-    long n = mqtt_decode(&c->dec, msg->topic, msg->payload, (size_t)msg->payloadlen,
-                         mr_clock_wall_ns(), &err);
+    mr_counter_add(c->counters.records_in, 1);
+    long n = mqtt_decode(&c->dec, topic, payload, len, mr_clock_wall_ns(), &err);
     if (n < 0) {
         mr_counter_add(c->counters.errors, 1);
         MR_LOG_RL(&c->rl, MR_LOG_WARN, c->host->name, "%s; skipped", err.msg);
     }
-}
-
-static void on_connect(struct mosquitto *m, void *obj, int rc)
-{
-    struct mqtt_ctx *c = obj;
-    if (rc != 0) {
-        MR_LOG_RL(&c->rl, MR_LOG_ERROR, c->host->name, "%s:%d refused the connection: %s",
-                  c->host_name, c->port, mosquitto_connack_string(rc));
-        mosquitto_disconnect(m);
-        return;
-    }
-    c->connected = true;
-    c->backoff_ms = 0;
-    MR_LOG_INFO(c->host->name, "connected to %s:%d", c->host_name, c->port);
-    const struct mr_strlist *t = &c->conf->topics;
-    size_t n = t->n > 0 ? t->n : 1;
-    for (size_t i = 0; i < n; i++) {
-        const char *topic = t->n > 0 ? t->items[i] : c->filter;
-        int s = mosquitto_subscribe(m, NULL, topic, (int)c->conf->qos);
-        if (s != MOSQ_ERR_SUCCESS) {
-            MR_LOG_ERROR(c->host->name, "cannot subscribe to %s: %s", topic, mosquitto_strerror(s));
-        }
-    }
-}
-
-static void on_disconnect(struct mosquitto *m, void *obj, int rc)
-{
-    struct mqtt_ctx *c = obj;
-    (void)m;
-    if (c->connected && !c->stopping) {
-        MR_LOG_WARN(c->host->name, "lost the connection to %s:%d (%s); reconnecting", c->host_name,
-                    c->port, rc == 0 ? "closed" : mosquitto_strerror(rc));
-    }
-    c->connected = false;
-}
-
-/* Close callback of every handle (the poll and both timers). */
-static void close_cb(uv_handle_t *h)
-{
-    struct mqtt_ctx *c = h->data;
-    if (h == (uv_handle_t *)&c->poll) {
-        c->poll_closing = false;
-    }
-    c->open_handles--;
-    if (c->stopping && c->open_handles == 0) {
-        c->host->stopped(c->host);
-    }
-}
-
-static void close_poll(struct mqtt_ctx *c)
-{
-    if (c->poll_open) {
-        c->poll_open = false;
-        c->poll_closing = true;
-        uv_close((uv_handle_t *)&c->poll, close_cb);
-    }
-}
-
-/* The connection is gone (or never came): drop the socket's watch, try again later. */
-static void conn_lost(struct mqtt_ctx *c)
-{
-    close_poll(c);
-    c->connected = false;
-    if (!c->stopping) {
-        schedule_reconnect(c);
-    }
-}
-
-static void poll_cb(uv_poll_t *p, int status, int events)
-{
-    struct mqtt_ctx *c = p->data;
-    int rc = MOSQ_ERR_SUCCESS;
-    if (status < 0) {
-        mosquitto_disconnect(c->mosq);
-        conn_lost(c);
-        return;
-    }
-    if (events & UV_READABLE) {
-        for (int i = 0; i < READS_PER_CB && rc == MOSQ_ERR_SUCCESS; i++) {
-            if (mqtt_decoder_full(&c->dec) && !offer(c)) {
-                break; /* back-pressure: stop reading, the broker and the socket buffer */
-            }
-            errno = 0;
-            rc = mosquitto_loop_read(c->mosq, 1);
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                break;
-            }
-        }
-    }
-    if (rc == MOSQ_ERR_SUCCESS && mosquitto_socket(c->mosq) >= 0 &&
-        ((events & UV_WRITABLE) || mosquitto_want_write(c->mosq))) {
-        rc = mosquitto_loop_write(c->mosq, 1);
-    }
-    offer(c);
-    if (rc != MOSQ_ERR_SUCCESS || mosquitto_socket(c->mosq) < 0) {
-        conn_lost(c);
-        return;
-    }
-    update_poll(c);
-}
-
-static void update_poll(struct mqtt_ctx *c)
-{
-    if (!c->poll_open) {
-        return;
-    }
-    int ev = (c->pending ? 0 : UV_READABLE) | (mosquitto_want_write(c->mosq) ? UV_WRITABLE : 0);
-    if (ev == 0) {
-        uv_poll_stop(&c->poll);
-    } else {
-        uv_poll_start(&c->poll, ev, poll_cb);
-    }
-}
-
-static int parse_server(struct mqtt_ctx *c, const char *url, struct mr_err *err)
-{
-    static const struct {
-        const char *scheme;
-        bool tls;
-    } schemes[] = {{"tcp://", false},
-                   {"mqtt://", false},
-                   {"ssl://", true},
-                   {"tls://", true},
-                   {"mqtts://", true}};
-    const char *p = url;
-    bool tls = false;
-    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
-        if (strncmp(p, schemes[i].scheme, strlen(schemes[i].scheme)) == 0) {
-            p += strlen(schemes[i].scheme);
-            tls = schemes[i].tls;
-            break;
-        }
-    }
-    if (strstr(p, "://") != NULL) {
-        return MR_ERR_SET(err, MR_EINVAL, "server %s: use tcp:// or ssl://", url);
-    }
-    c->port = tls ? 8883 : 1883;
-    const char *colon = strrchr(p, ':');
-    size_t len = colon != NULL ? (size_t)(colon - p) : strlen(p);
-    if (colon != NULL) {
-        char *end;
-        long port = strtol(colon + 1, &end, 10);
-        if (*end != '\0' || port <= 0 || port > 65535) {
-            return MR_ERR_SET(err, MR_EINVAL, "server %s: bad port", url);
-        }
-        c->port = (int)port;
-    }
-    if (len == 0 || len >= sizeof(c->host_name)) {
-        return MR_ERR_SET(err, MR_EINVAL, "server %s: bad host", url);
-    }
-    memcpy(c->host_name, p, len);
-    c->host_name[len] = '\0';
-    if (tls && c->conf->tls_ca == NULL) {
-        return MR_ERR_SET(err, MR_EINVAL, "server %s: TLS needs tls_ca", url);
-    }
     return 0;
 }
 
-static const char *server_url(const struct mqtt_ctx *c, size_t i)
+static void hook_oversize(void *ctx, const char *topic, size_t len)
 {
-    const struct mr_strlist *s = &c->conf->servers;
-    return s->n > 0 ? s->items[i % s->n] : DEFAULT_SERVER;
+    struct mqtt_ctx *c = ctx;
+    mr_counter_add(c->counters.records_in, 1);
+    mr_counter_add(c->counters.errors, 1);
+    MR_LOG_RL(&c->rl, MR_LOG_WARN, c->host->name,
+              "topic %s: message of %zu bytes exceeds max_payload; skipped", topic, len);
 }
 
-static void connect_now(struct mqtt_ctx *c)
+static int hook_flush(void *ctx)
 {
-    struct mr_err err;
-    int rc = parse_server(c, server_url(c, c->server), &err);
-    if (rc != 0) {
-        MR_LOG_RL(&c->rl, MR_LOG_ERROR, c->host->name, "%s", err.msg);
-        schedule_reconnect(c);
-        return;
-    }
-    int keepalive = (int)(c->conf->keepalive_ns / 1000000000);
-    rc = mosquitto_connect_async(c->mosq, c->host_name, c->port, keepalive);
-    int fd = mosquitto_socket(c->mosq);
-    if (rc != MOSQ_ERR_SUCCESS || fd < 0) {
-        MR_LOG_RL(&c->rl, MR_LOG_WARN, c->host->name, "cannot connect to %s:%d: %s", c->host_name,
-                  c->port, rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
-        schedule_reconnect(c);
-        return;
-    }
-    rc = uv_poll_init_socket(c->host->loop, &c->poll, fd);
-    if (rc != 0) {
-        MR_LOG_ERROR(c->host->name, "cannot watch the socket: %s", uv_strerror(rc));
-        mosquitto_disconnect(c->mosq);
-        schedule_reconnect(c);
-        return;
-    }
-    c->poll.data = c;
-    c->poll_open = true;
-    c->open_handles++;
-    uv_poll_start(&c->poll, UV_READABLE | UV_WRITABLE, poll_cb);
+    return offer(ctx);
 }
 
-/* One timer for both waits: offering a batch the host pushed back, and reconnecting. */
-static void retry_cb(uv_timer_t *t)
+static uint64_t hook_emitted(void *ctx)
 {
-    struct mqtt_ctx *c = t->data;
-    if (c->stopping) {
-        return;
-    }
-    if (c->pending && !offer(c)) {
-        uv_timer_start(&c->retry, retry_cb, RETRY_MS, 0);
-        return;
-    }
-    if (c->poll_open) {
-        update_poll(c); /* reading resumes */
-        return;
-    }
-    if (c->poll_closing) {
-        uv_timer_start(&c->retry, retry_cb, RETRY_MS, 0); /* the old socket's watch is closing */
-        return;
-    }
-    connect_now(c);
+    return ((struct mqtt_ctx *)ctx)->emits;
 }
 
-static void schedule_reconnect(struct mqtt_ctx *c)
+static uint64_t hook_durable(void *ctx)
 {
-    int64_t min_ms = c->conf->reconnect_min_ns / 1000000;
-    int64_t max_ms = c->conf->reconnect_max_ns / 1000000;
-    c->backoff_ms = c->backoff_ms == 0 ? min_ms : c->backoff_ms * 2;
-    if (c->backoff_ms > max_ms) {
-        c->backoff_ms = max_ms;
-    }
-    c->server++;
-    uv_timer_start(&c->retry, retry_cb, (uint64_t)c->backoff_ms, 0);
+    struct mqtt_ctx *c = ctx;
+    return c->host->durable != NULL ? c->host->durable(c->host) : c->emits;
 }
 
-static void misc_cb(uv_timer_t *t)
+static void hook_stopped(void *ctx)
 {
-    struct mqtt_ctx *c = t->data;
-    if (!c->poll_open) {
-        return;
-    }
-    int rc = mosquitto_loop_misc(c->mosq);
-    if (rc != MOSQ_ERR_SUCCESS || mosquitto_socket(c->mosq) < 0) {
-        conn_lost(c);
-        return;
-    }
-    update_poll(c);
+    struct mqtt_ctx *c = ctx;
+    c->host->stopped(c->host);
 }
 
-static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
-
-static void lib_init(void)
-{
-    mosquitto_lib_init();
-}
-
-static int setup_client(struct mqtt_ctx *c, struct mr_err *err)
-{
-    const struct mqtt_conf *cf = c->conf;
-    pthread_once(&lib_once, lib_init);
-    c->mosq = mosquitto_new(cf->client_id, !cf->persistent_session, c);
-    if (c->mosq == NULL) {
-        return MR_ERR_SET(err, MR_ENOMEM, "cannot create the MQTT client: %s", strerror(errno));
-    }
-    mosquitto_connect_callback_set(c->mosq, on_connect);
-    mosquitto_disconnect_callback_set(c->mosq, on_disconnect);
-    mosquitto_message_callback_set(c->mosq, on_message);
-    mosquitto_int_option(c->mosq, MOSQ_OPT_TCP_NODELAY, 1);
-    mosquitto_int_option(c->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
-    int rc = MOSQ_ERR_SUCCESS;
-    if (cf->username != NULL) {
-        rc = mosquitto_username_pw_set(c->mosq, cf->username, cf->password);
-    }
-    if (rc == MOSQ_ERR_SUCCESS && cf->tls_ca != NULL) {
-        rc = mosquitto_tls_set(c->mosq, cf->tls_ca, NULL, cf->tls_cert, cf->tls_key, NULL);
-        if (rc == MOSQ_ERR_SUCCESS && cf->insecure_skip_verify) {
-            rc = mosquitto_tls_insecure_set(c->mosq, true);
-        }
-    }
-    if (rc != MOSQ_ERR_SUCCESS) {
-        return MR_ERR_SET(err, MR_EINVAL, "MQTT credentials or TLS files: %s",
-                          rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
-    }
-    return 0;
-}
+/* ---- the plugin ---- */
 
 static void mqtt_fini(void *ctx)
 {
     struct mqtt_ctx *c = ctx;
-    if (c->mosq != NULL) {
-        mosquitto_destroy(c->mosq);
-        c->mosq = NULL;
-    }
+    mqtt_client_destroy(c->client);
+    c->client = NULL;
     mr_sparkplug_destroy(c->sp);
     c->sp = NULL;
     mqtt_decoder_fini(&c->dec);
@@ -834,17 +562,23 @@ static int mqtt_init(void *ctx, const void *conf, struct mr_input_host *host, st
         rc = MR_ERR_SET(err, MR_EINVAL, "topic_template too long");
         goto fail;
     }
-    for (size_t i = 0; i < (cf->servers.n > 0 ? cf->servers.n : 1); i++) {
-        if ((rc = parse_server(c, server_url(c, i), err)) != 0) {
-            goto fail;
-        }
-    }
     rc = mr_plugin_counters_register(host->metrics, &mr_input_mqtt, host->name, &c->counters);
     if (rc != 0) {
         MR_ERR_SET(err, rc, "cannot register metrics: %s", mr_strerror(rc));
         goto fail;
     }
-    rc = setup_client(c, err);
+    c->filters[0] = c->filter;
+    const struct mqtt_client_hooks hooks = {.ctx = c,
+                                            .message = hook_message,
+                                            .oversize = hook_oversize,
+                                            .flush = hook_flush,
+                                            .emitted = hook_emitted,
+                                            .durable = hook_durable,
+                                            .stopped = hook_stopped};
+    bool listed = cf->topics.n > 0;
+    rc = mqtt_client_create(&c->client, host->loop, host->name, cf,
+                            listed ? (const char *const *)cf->topics.items : c->filters,
+                            listed ? cf->topics.n : 1, &hooks, err);
     if (rc != 0) {
         goto fail;
     }
@@ -857,22 +591,7 @@ fail:
 static int mqtt_start(void *ctx, struct mr_err *err)
 {
     struct mqtt_ctx *c = ctx;
-    int rc = uv_timer_init(c->host->loop, &c->misc);
-    if (rc == 0) {
-        c->misc_open = true;
-        c->open_handles++;
-        c->misc.data = c;
-        rc = uv_timer_init(c->host->loop, &c->retry);
-    }
-    if (rc != 0) {
-        return MR_ERR_SET(err, mr_err_from_errno(-rc), "timer: %s", uv_strerror(rc));
-    }
-    c->retry_open = true;
-    c->open_handles++;
-    c->retry.data = c;
-    uv_timer_start(&c->misc, misc_cb, MISC_MS, MISC_MS);
-    connect_now(c);
-    return 0;
+    return mqtt_client_start(c->client, err);
 }
 
 static void mqtt_stop(void *ctx)
@@ -882,22 +601,8 @@ static void mqtt_stop(void *ctx)
         return;
     }
     c->stopping = true;
-    offer(c); /* what was read is handed on before we go */
-    if (c->mosq != NULL && c->poll_open) {
-        mosquitto_disconnect(c->mosq);
-    }
-    close_poll(c);
-    if (c->misc_open) {
-        c->misc_open = false;
-        uv_close((uv_handle_t *)&c->misc, close_cb);
-    }
-    if (c->retry_open) {
-        c->retry_open = false;
-        uv_close((uv_handle_t *)&c->retry, close_cb);
-    }
-    if (c->open_handles == 0) {
-        c->host->stopped(c->host);
-    }
+    (void)offer(c); /* what was read is handed on before we go */
+    mqtt_client_stop(c->client);
 }
 
 const struct mr_plugin mr_input_mqtt = {

@@ -1,10 +1,10 @@
 /* The MQTT input's payload decoder: topic template -> asset and signal, payload -> records.
  *
  * Each message's payload is copied once into the batch arena, and records borrow their string
- * values and tag values from that copy (the payload libmosquitto hands us lives only for its
- * callback). Names go through a per-input intern memo, so a stream from a few thousand topics
- * costs a fingerprint check per record, not a hash. A message that fails to decode leaves the
- * batch as it was: records of one message arrive all or not at all.
+ * values and tag values from that copy (the payload lives in the client's read buffer, which the
+ * next read reuses). Names go through a per-input intern memo, so a stream from a few thousand
+ * topics costs a fingerprint check per record, not a hash. A message that fails to decode leaves
+ * the batch as it was: records of one message arrive all or not at all.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -708,7 +708,7 @@ int mqtt_decoder_init(struct mqtt_decoder *d, const struct mqtt_conf *conf, stru
         }
     }
     /* Slack beyond `batch` for the messages one read may still deliver after the batch filled
-     * (libmosquitto hands over a few per read: QoS 2 messages waiting for their release). */
+     * (Sparkplug births copied in while the batch fills). */
     d->cap = (size_t)conf->batch + 2 * MQTT_MAX_PER_MESSAGE;
     d->arena_cap = 8 * (size_t)conf->max_payload + 64 * 1024;
     d->recs = mr_calloc(d->cap, sizeof(*d->recs));

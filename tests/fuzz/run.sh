@@ -34,9 +34,9 @@ fi
 flags=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
     -std=c11 -D_GNU_SOURCE -DMR_VERSION='"fuzz"' -Iinclude -Isrc)
 # shellcheck disable=SC2207
-pkg_cflags=($(pkg-config --cflags libuv yaml-0.1 jansson libmodbus libprotobuf-c libmosquitto libpq libcurl zlib))
+pkg_cflags=($(pkg-config --cflags libuv yaml-0.1 jansson libmodbus libprotobuf-c libpq libcurl zlib openssl))
 # shellcheck disable=SC2207
-pkg_libs=($(pkg-config --libs libuv yaml-0.1 jansson libmodbus libprotobuf-c libmosquitto libpq libcurl zlib) -lhttp_parser -lpthread -lm)
+pkg_libs=($(pkg-config --libs libuv yaml-0.1 jansson libmodbus libprotobuf-c libpq libcurl zlib openssl) -lhttp_parser -lpthread -lm)
 # protoc-c output (the Sparkplug B schema), as the Makefile generates it.
 flags+=(-I"$out/gen")
 
