@@ -184,32 +184,6 @@ static int point_tags(struct hl_decoder *d, const struct mr_lp_point *pt, const 
     return 0;
 }
 
-static void set_lp_value(struct mr_record *r, const struct mr_lp_field *f)
-{
-    switch (f->type) {
-    case MR_LP_FLOAT:
-        r->type = MR_VALUE_F64;
-        r->v.f64 = f->v.f;
-        break;
-    case MR_LP_INT:
-        r->type = MR_VALUE_I64;
-        r->v.i64 = f->v.i;
-        break;
-    case MR_LP_UINT:
-        r->type = MR_VALUE_F64; /* no unsigned records: exact up to 2^53 (as MQTT) */
-        r->v.f64 = (double)f->v.u;
-        break;
-    case MR_LP_BOOL:
-        r->type = MR_VALUE_BOOL;
-        r->v.b = f->v.b;
-        break;
-    default:
-        r->type = MR_VALUE_STRING;
-        r->v.str = f->v.s;
-        break;
-    }
-}
-
 /* Check one parsed line and, when store, append its records. Returns 0, MR_EPARSE (a problem
  * of the line, reported), or another code (ours, reported). */
 static int lp_point(struct hl_decoder *d, const struct mr_lp_point *pt, size_t line_no,
@@ -261,7 +235,7 @@ static int lp_point(struct hl_decoder *d, const struct mr_lp_point *pt, size_t l
         r->asset = asset_id;
         r->time_ns = pt->has_time ? pt->time_ns : now_ns;
         r->quality = MR_QUALITY_GOOD;
-        set_lp_value(r, f);
+        mr_lineproto_field_value(f, r);
         r->ntags = ntags;
         memcpy(r->tags, tags, ntags * sizeof(tags[0]));
         d->nrecs++;

@@ -416,3 +416,29 @@ int mr_lineproto_precision_parse(const char *s, enum mr_lp_precision *out)
     }
     return MR_EINVAL;
 }
+
+void mr_lineproto_field_value(const struct mr_lp_field *f, struct mr_record *r)
+{
+    switch (f->type) {
+    case MR_LP_FLOAT:
+        r->type = MR_VALUE_F64;
+        r->v.f64 = f->v.f;
+        break;
+    case MR_LP_INT:
+        r->type = MR_VALUE_I64;
+        r->v.i64 = f->v.i;
+        break;
+    case MR_LP_UINT:
+        r->type = MR_VALUE_F64; /* records have no unsigned type: exact up to 2^53 */
+        r->v.f64 = (double)f->v.u;
+        break;
+    case MR_LP_BOOL:
+        r->type = MR_VALUE_BOOL;
+        r->v.b = f->v.b;
+        break;
+    default:
+        r->type = MR_VALUE_STRING;
+        r->v.str = f->v.s; /* borrowed from the line (or the parser's scratch) */
+        break;
+    }
+}

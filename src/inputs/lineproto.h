@@ -81,6 +81,11 @@ int mr_lineproto_parse_line(const char *line, size_t len, enum mr_lp_precision p
 bool mr_lineproto_next(const char *buf, size_t len, size_t *pos, const char **line,
                        size_t *line_len);
 
+/* Set r's type and value from a field (the MQTT and HTTP inputs map fields the same way):
+ * float, integer, bool and string as they are; unsigned as a float (exact up to 2^53). A
+ * string value borrows the field's bytes. */
+void mr_lineproto_field_value(const struct mr_lp_field *f, struct mr_record *r);
+
 /* "ns", "us", "ms", "s" (also "n", "u" as InfluxDB's /write accepts) -> precision; MR_EINVAL
  * otherwise. */
 int mr_lineproto_precision_parse(const char *s, enum mr_lp_precision *out);

@@ -333,28 +333,7 @@ static int lp_record(struct msg *m, const struct mr_lp_point *pt, const struct m
     if (pt->has_time) {
         r->time_ns = pt->time_ns;
     }
-    switch (f->type) {
-    case MR_LP_FLOAT:
-        r->type = MR_VALUE_F64;
-        r->v.f64 = f->v.f;
-        break;
-    case MR_LP_INT:
-        r->type = MR_VALUE_I64;
-        r->v.i64 = f->v.i;
-        break;
-    case MR_LP_UINT:
-        r->type = MR_VALUE_F64; /* no unsigned records: exact up to 2^53 */
-        r->v.f64 = (double)f->v.u;
-        break;
-    case MR_LP_BOOL:
-        r->type = MR_VALUE_BOOL;
-        r->v.b = f->v.b;
-        break;
-    default:
-        r->type = MR_VALUE_STRING;
-        r->v.str = f->v.s;
-        break;
-    }
+    mr_lineproto_field_value(f, r);
     for (size_t i = 0; i < pt->ntags && r->ntags < MR_RECORD_MAX_TAGS; i++) {
         mr_name_id key;
         rc = mr_names_intern_memo(m->d->names, &m->d->memo, pt->tags[i].key.ptr,
