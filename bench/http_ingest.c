@@ -61,6 +61,7 @@
 
 #include "inputs/http_listener.h"
 #include "inputs/lineproto.h"
+#include "bench_proc.h"
 #include "millrace/clock.h"
 #include "millrace/journal.h"
 #include "millrace/names.h"
@@ -433,22 +434,6 @@ static int load_run(struct load *l, int conns)
 
 /* ---- millrace ----------------------------------------------------------------------------- */
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
-        port = ntohs(a.sin_port);
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
-    return port;
-}
-
 struct run {
     char name[64];
     char journal[PATH_MAX];
@@ -462,7 +447,7 @@ static int millrace_start(const struct bench *b, struct run *r, const char *fsyn
     snprintf(conf, sizeof(conf), "%s/%s.yaml", b->dir, r->name);
     snprintf(log, sizeof(log), "%s/%s.log", b->dir, r->name);
     snprintf(r->journal, sizeof(r->journal), "%s/journal-%s", b->dir, r->name);
-    r->port = free_port();
+    r->port = bench_free_port();
     FILE *f = fopen(conf, "w");
     if (f == NULL) {
         fprintf(stderr, "http_ingest: %s: %s\n", conf, strerror(errno));
@@ -473,7 +458,7 @@ static int millrace_start(const struct bench *b, struct run *r, const char *fsyn
             "http: {listen: \"127.0.0.1:%d\"}\n"
             "inputs:\n  " TOPIC ":\n    type: http_listener\n"
             "    service_address: \"127.0.0.1:%d\"\n    asset_tags: [line, machine]\n",
-            r->journal, fsync, free_port(), r->port);
+            r->journal, fsync, bench_free_port(), r->port);
     fclose(f);
     pid_t pid = fork();
     if (pid == 0) {
@@ -498,15 +483,6 @@ static int millrace_start(const struct bench *b, struct run *r, const char *fsyn
     return 1;
 }
 
-static void millrace_stop(struct run *r)
-{
-    if (r->pid > 0) {
-        kill(r->pid, SIGTERM);
-        waitpid(r->pid, NULL, 0);
-        r->pid = 0;
-    }
-}
-
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
@@ -519,38 +495,6 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 static void journal_remove(const struct run *r)
 {
     nftw(r->journal, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static int64_t cpu_ticks(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        return -1;
-    }
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    unsigned long long ut = 0, st = 0;
-    if (p == NULL ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) {
-        return -1;
-    }
-    return (int64_t)(ut + st);
-}
-
-static int64_t journal_count(struct mr_journal_topic *t)
-{
-    int64_t sum = 0;
-    for (uint32_t p = 0; p < mr_journal_topic_partitions(t); p++) {
-        struct mr_journal_partition_stats st;
-        if (mr_journal_partition_stats(t, p, &st) == 0) {
-            sum += st.end;
-        }
-    }
-    return sum;
 }
 
 /* POST one line (answered after its commit, so the topic exists) and open the view. */
@@ -579,7 +523,7 @@ static int journal_attach(const struct run *r, struct mr_journal **jo, struct mr
         return 1;
     }
     *to = mr_journal_topic_find(*jo, TOPIC);
-    if (*to == NULL || journal_count(*to) < 1) {
+    if (*to == NULL || bench_journal_count(*to) < 1) {
         fprintf(stderr, "http_ingest: %s: the probe is not in the journal\n", r->name);
         return 1;
     }
@@ -604,8 +548,8 @@ static int run_case(const struct bench *b, const char *fsync, bool gz, bool null
         goto done;
     }
     l.port = r.port;
-    int64_t base = null ? 0 : journal_count(t);
-    int64_t cpu0 = cpu_ticks(r.pid), start = mr_clock_mono_ns();
+    int64_t base = null ? 0 : bench_journal_count(t);
+    int64_t cpu0 = bench_cpu_ticks(r.pid, 0), start = mr_clock_mono_ns();
     /* The null case is fast: it cycles through the bodies for at least NULL_MIN_NS. */
     long points = 0;
     do {
@@ -618,7 +562,7 @@ static int run_case(const struct bench *b, const char *fsync, bool gz, bool null
     } while (null && mr_clock_mono_ns() - start < NULL_MIN_NS);
     int64_t done = mr_clock_mono_ns(), have = 0;
     for (int64_t progress = done; !null && mr_clock_mono_ns() - progress < STALL_NS;) {
-        int64_t n = journal_count(t) - base;
+        int64_t n = bench_journal_count(t) - base;
         done = mr_clock_mono_ns();
         if (n >= b->records) {
             break;
@@ -629,10 +573,10 @@ static int run_case(const struct bench *b, const char *fsync, bool gz, bool null
         }
         mr_clock_sleep_ns(1000000);
     }
-    int64_t cpu1 = cpu_ticks(r.pid);
-    if (!null && journal_count(t) - base != b->records) {
+    int64_t cpu1 = bench_cpu_ticks(r.pid, 0);
+    if (!null && bench_journal_count(t) - base != b->records) {
         fprintf(stderr, "http_ingest: %s: the journal holds %lld of %ld records\n", r.name,
-                (long long)(journal_count(t) - base), b->records);
+                (long long)(bench_journal_count(t) - base), b->records);
         goto done;
     }
     double secs = (double)(done - start) / 1e9;
@@ -653,26 +597,9 @@ done:
     if (j != NULL) {
         mr_journal_close(j);
     }
-    millrace_stop(&r);
+    bench_stop(&r.pid);
     journal_remove(&r);
     return rc;
-}
-
-static int find_millrace(struct bench *b)
-{
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n <= 0) {
-        return 1;
-    }
-    self[n] = '\0';
-    *strrchr(self, '/') = '\0';
-    snprintf(b->millrace, sizeof(b->millrace), "%s/../millrace", self);
-    if (access(b->millrace, X_OK) != 0) {
-        fprintf(stderr, "http_ingest: %s not found\n", b->millrace);
-        return 1;
-    }
-    return 0;
 }
 
 int main(int argc, char **argv)
@@ -708,7 +635,7 @@ int main(int argc, char **argv)
                 MAX_CONNS);
         return 2;
     }
-    if (find_millrace(&b) != 0) {
+    if (bench_find_millrace("http_ingest", b.millrace, sizeof(b.millrace)) != 0) {
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);

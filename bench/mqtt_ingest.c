@@ -52,6 +52,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_proc.h"
 #include "millrace/clock.h"
 #include "millrace/journal.h"
 #include "millrace/names.h"
@@ -81,22 +82,6 @@ static void emit(const char *metric, double v, const char *unit, const char *lim
            "\"limit\":%s}\n",
            metric, v, unit, limit);
     fflush(stdout);
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
-        port = ntohs(a.sin_port);
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
-    return port;
 }
 
 static bool port_open(int port)
@@ -133,7 +118,7 @@ static int broker_start(struct bench *b)
     char conf[PATH_MAX], log[PATH_MAX];
     snprintf(conf, sizeof(conf), "%s/mosquitto.conf", b->dir);
     snprintf(log, sizeof(log), "%s/mosquitto.log", b->dir);
-    b->broker_port = free_port();
+    b->broker_port = bench_free_port();
     FILE *f = fopen(conf, "w");
     if (f == NULL || b->broker_port < 0) {
         fprintf(stderr, "mqtt_ingest: cannot write %s: %s\n", conf, strerror(errno));
@@ -379,7 +364,7 @@ static int millrace_start(const struct bench *b, struct run *r, int qos, const c
             "inputs:\n  mq:\n    type: mqtt\n    servers: [\"tcp://127.0.0.1:%d\"]\n"
             "    topic_template: \"bench/{machine}/{signal}\"\n    qos: %d\n"
             "    client_id: millrace-bench\n    data_format: %s\n",
-            r->journal, fsync, free_port(), b->broker_port, qos, format);
+            r->journal, fsync, bench_free_port(), b->broker_port, qos, format);
     if (to_stdout) {
         fprintf(f, "pipelines:\n  pass:\n    from: [mq]\n    to: [out]\n"
                    "outputs:\n  out: {type: stdout}\n");
@@ -397,55 +382,6 @@ static int millrace_start(const struct bench *b, struct run *r, int qos, const c
         r->out_fd = out[0];
     }
     return r->pid > 0 ? 0 : 1;
-}
-
-static void millrace_stop(struct run *r)
-{
-    if (r->pid > 0) {
-        kill(r->pid, SIGTERM);
-        waitpid(r->pid, NULL, 0);
-        r->pid = 0;
-    }
-}
-
-/* utime + stime of a process (loop_only: of its main thread, the loop thread that runs the
- * input: MQTT client, payload decoding, journal encoding; the rest is the journal's writer). */
-static int64_t cpu_ticks(pid_t pid, bool loop_only)
-{
-    char path[64], buf[1024];
-    if (loop_only) {
-        snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)pid);
-    } else {
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    }
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        return -1;
-    }
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* Fields after the command name (which may hold spaces): state is field 3, utime 14. */
-    char *p = strrchr(buf, ')');
-    unsigned long long ut = 0, st = 0;
-    if (p == NULL ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) {
-        return -1;
-    }
-    return (int64_t)(ut + st);
-}
-
-/* Records in the input topic, seen through a read-only view of the journal directory. */
-static int64_t journal_count(struct mr_journal_topic *t)
-{
-    int64_t sum = 0;
-    for (uint32_t p = 0; p < mr_journal_topic_partitions(t); p++) {
-        struct mr_journal_partition_stats st;
-        if (mr_journal_partition_stats(t, p, &st) == 0) {
-            sum += st.end;
-        }
-    }
-    return sum;
 }
 
 /* Wait until millrace is subscribed (a probe message reached the journal) and open the view. */
@@ -468,7 +404,7 @@ static int journal_attach(const struct run *r, struct client *pub, bool json,
             continue;
         }
         *to = mr_journal_topic_find(*jo, "mq");
-        if (*to != NULL && journal_count(*to) > 0) {
+        if (*to != NULL && bench_journal_count(*to) > 0) {
             return 0;
         }
         mr_journal_close(*jo); /* topics created after open are not seen: reopen */
@@ -496,12 +432,12 @@ static int ingest(const struct bench *b, int qos, const char *format, const char
     for (int k = 0; k < 20; k++) {
         client_pump(&pub, 10); /* stray probes land */
     }
-    int64_t base = journal_count(t);
-    int64_t cpu0 = cpu_ticks(r.pid, false), loop0 = cpu_ticks(r.pid, true);
+    int64_t base = bench_journal_count(t);
+    int64_t cpu0 = bench_cpu_ticks(r.pid, 0), loop0 = bench_cpu_ticks(r.pid, 1);
     int64_t start = publish_burst(&pub, qos, strcmp(format, "json") == 0, b->count);
     int64_t have = 0, done = 0, progress = mr_clock_mono_ns();
     while (mr_clock_mono_ns() - progress < STALL_NS) {
-        int64_t n = journal_count(t) - base;
+        int64_t n = bench_journal_count(t) - base;
         if (n >= b->count) {
             done = mr_clock_mono_ns();
             break;
@@ -512,7 +448,7 @@ static int ingest(const struct bench *b, int qos, const char *format, const char
         }
         mr_clock_sleep_ns(1000000);
     }
-    int64_t cpu1 = cpu_ticks(r.pid, false), loop1 = cpu_ticks(r.pid, true);
+    int64_t cpu1 = bench_cpu_ticks(r.pid, 0), loop1 = bench_cpu_ticks(r.pid, 1);
     if (done == 0) {
         fprintf(stderr, "mqtt_ingest: %s: the journal holds %lld of %ld messages\n", r.name,
                 (long long)have, b->count);
@@ -534,7 +470,7 @@ done:
     if (j != NULL) {
         mr_journal_close(j);
     }
-    millrace_stop(&r);
+    bench_stop(&r.pid);
     return rc;
 }
 
@@ -685,7 +621,7 @@ static int latency(const struct bench *b, const char *fsync, bool tail)
         client_pump(&pub, 10);
     }
     atomic_store(&l.stop, true);
-    millrace_stop(&r);
+    bench_stop(&r.pid);
     pthread_join(th, NULL);
     reading = false;
     long want = total - l.from;
@@ -711,7 +647,7 @@ done:
         mr_journal_close(j);
     }
     atomic_store(&l.stop, true);
-    millrace_stop(&r);
+    bench_stop(&r.pid);
     if (reading) {
         pthread_join(th, NULL);
     }
@@ -721,24 +657,6 @@ done:
     free(sent);
     free(l.us);
     return rc;
-}
-
-static int find_millrace(struct bench *b)
-{
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n <= 0) {
-        return 1;
-    }
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    *slash = '\0';
-    snprintf(b->millrace, sizeof(b->millrace), "%s/../millrace", self);
-    if (access(b->millrace, X_OK) != 0) {
-        fprintf(stderr, "mqtt_ingest: %s not found\n", b->millrace);
-        return 1;
-    }
-    return 0;
 }
 
 int main(int argc, char **argv)
@@ -772,7 +690,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "mqtt_ingest: --count >= 1000, --rate 100..1000000, --seconds > 0\n");
         return 2;
     }
-    if (find_millrace(&b) != 0) {
+    if (bench_find_millrace("mqtt_ingest", b.millrace, sizeof(b.millrace)) != 0) {
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);

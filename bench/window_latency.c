@@ -28,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_proc.h"
 #include "millrace/clock.h"
 #include "millrace/record.h"
 
@@ -239,17 +240,7 @@ int main(int argc, char **argv)
         return 2;
     }
     char millrace[PATH_MAX + 16];
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n <= 0) {
-        return 1;
-    }
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    *slash = '\0';
-    snprintf(millrace, sizeof(millrace), "%s/../millrace", self);
-    if (access(millrace, X_OK) != 0) {
-        fprintf(stderr, "window_latency: %s not found\n", millrace);
+    if (bench_find_millrace("window_latency", millrace, sizeof(millrace)) != 0) {
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);

@@ -294,7 +294,7 @@ void mr_journal_stats(struct mr_journal *j, struct mr_journal_stats *out);
 
 /* The disk cap (max_bytes), checked by the writer thread after every group commit. */
 struct mr_journal_disk {
-    uint64_t bytes;             /* committed bytes of every topic at the last check */
+    uint64_t bytes;             /* bytes of every topic (below the cap: an upper bound) */
     bool full;                  /* over max_bytes with nothing more to delete: inputs pause */
     uint64_t released_segments; /* deleted because every consumer had read them */
     uint64_t dropped_segments;  /* deleted unread by drop_oldest / downsample */

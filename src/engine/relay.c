@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "engine/relay.h"
+#include "engine/name_hash.h"
 #include "millrace/error.h"
 
 static uint64_t kept_key(uint64_t stream, uint32_t partition)
@@ -20,24 +21,22 @@ void mr_relay_fini(struct mr_relay *r)
     mr_keymap_fini(&r->kept);
 }
 
-/* FNV-1a 64 over the three parts, each followed by a separator no name contains. */
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ b[i]) * 0x100000001b3ull;
-    }
-    return (h ^ 0xffu) * 0x100000001b3ull;
-}
-
+/* The hash of "node\0topic\0" + partition (little-endian): names hold no NUL, so the parts
+ * cannot run into each other. Stored in the journal, so it must never change. */
 uint64_t mr_relay_stream(const struct mr_record_origin *o)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    h = fnv(h, o->node, strlen(o->node));
-    h = fnv(h, o->topic, strlen(o->topic));
-    uint8_t part[4] = {(uint8_t)o->partition, (uint8_t)(o->partition >> 8),
-                       (uint8_t)(o->partition >> 16), (uint8_t)(o->partition >> 24)};
-    return fnv(h, part, sizeof(part));
+    uint8_t buf[2 * 256 + 4];
+    size_t ln = strnlen(o->node, 255), lt = strnlen(o->topic, 255);
+    memcpy(buf, o->node, ln);
+    size_t k = ln;
+    buf[k++] = 0;
+    memcpy(buf + k, o->topic, lt);
+    k += lt;
+    buf[k++] = 0;
+    for (int b = 0; b < 4; b++) {
+        buf[k++] = (uint8_t)(o->partition >> (8 * b));
+    }
+    return mr_hash_bytes(buf, k);
 }
 
 static void put_le64(uint8_t *p, uint64_t v)

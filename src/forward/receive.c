@@ -26,14 +26,15 @@
 #include <string.h>
 
 #include "forward/wire.h"
+#include "inputs/commit_wait.h"
 #include "millrace/alloc.h"
 #include "millrace/http_server.h"
 #include "millrace/log.h"
 #include "millrace/plugin.h"
 
-#define POLL_MS      1
 #define DEFAULT_PATH "/millrace/forward/v1"
 #define MAX_PENDING  1024
+#define STOP_WAIT_MS 2000
 #define REPLY_CAP    128
 
 extern const struct mr_plugin mr_input_receive;
@@ -46,25 +47,15 @@ struct receive_conf {
     uint64_t max_body_size;
 };
 
-/* A request whose records were handed to the journal, waiting for the commit. */
-struct pending {
-    struct mr_http_request *req;
-    uint64_t emit_no; /* answered once durable() reaches it */
-    uint32_t kept, duplicates;
-};
-
 struct receive_ctx {
     const struct receive_conf *conf;
     struct mr_input_host *host;
     struct mr_plugin_counters counters;
     struct mr_log_ratelimit rl;
     struct mr_http_server *server;
-    uv_timer_t poll;
-    bool poll_open, stopping;
+    struct mr_commit_wait wait; /* answers waiting for the journal commit */
+    bool wait_ready, stopping;
     int open_handles;
-    uint64_t emitted; /* our emit calls that returned 0 */
-    struct pending pending[MAX_PENDING];
-    size_t head, npending;
     struct mr_record *recs; /* one batch, reused (capacity MR_FWD_MAX_RECORDS) */
     int64_t *offsets;
     struct mr_names_memo memo;
@@ -113,34 +104,17 @@ static void respond_text(struct receive_ctx *c, struct mr_http_request *req, int
     mr_http_respond(req, status, "text/plain; charset=utf-8", extra, msg, strlen(msg));
 }
 
-static void answer_durable(struct receive_ctx *c, bool stopping)
+static void release(void *arg, struct mr_commit_wait_item item, bool durable)
 {
-    uint64_t durable = c->host->durable != NULL ? c->host->durable(c->host) : c->emitted;
-    while (c->npending > 0) {
-        struct pending *p = &c->pending[c->head];
-        if (p->emit_no > durable) {
-            if (!stopping) {
-                break;
-            }
-            respond_text(c, p->req, 503, "millrace is stopping; send this batch again\n");
-        } else {
-            char body[REPLY_CAP];
-            int n =
-                snprintf(body, sizeof(body), "{\"kept\":%" PRIu32 ",\"duplicates\":%" PRIu32 "}",
-                         p->kept, p->duplicates);
-            mr_http_respond(p->req, 200, "application/json", NULL, body, (size_t)n);
-        }
-        c->head = (c->head + 1) % MAX_PENDING;
-        c->npending--;
+    struct receive_ctx *c = arg;
+    if (!durable) {
+        respond_text(c, item.ptr, 503, "millrace is stopping; send this batch again\n");
+        return;
     }
-    if (c->npending == 0 && c->poll_open) {
-        uv_timer_stop(&c->poll);
-    }
-}
-
-static void poll_cb(uv_timer_t *t)
-{
-    answer_durable(t->data, false);
+    char body[REPLY_CAP];
+    int n = snprintf(body, sizeof(body), "{\"kept\":%" PRIu32 ",\"duplicates\":%" PRIu32 "}",
+                     item.a, item.b);
+    mr_http_respond(item.ptr, 200, "application/json", NULL, body, (size_t)n);
 }
 
 static bool authorised(struct receive_ctx *c, struct mr_http_request *req)
@@ -208,7 +182,7 @@ static void handle_batch(struct receive_ctx *c, struct mr_http_request *req)
         respond_text(c, req, 403, msg);
         return;
     }
-    if (c->npending == MAX_PENDING) {
+    if (mr_commit_wait_full(&c->wait)) {
         respond_text(c, req, 503, "too many batches waiting for the journal\n");
         return;
     }
@@ -225,17 +199,9 @@ static void handle_batch(struct receive_ctx *c, struct mr_http_request *req)
         return;
     }
     mr_counter_add(c->counters.records_out, n - dropped);
-    c->emitted++;
-    struct pending *p = &c->pending[(c->head + c->npending) % MAX_PENDING];
-    *p = (struct pending){.req = req,
-                          .emit_no = c->emitted,
-                          .kept = (uint32_t)(n - dropped),
-                          .duplicates = (uint32_t)dropped};
-    c->npending++;
-    answer_durable(c, false);
-    if (c->npending > 0 && c->poll_open) {
-        uv_timer_start(&c->poll, poll_cb, POLL_MS, POLL_MS);
-    }
+    mr_commit_wait_push(&c->wait, (struct mr_commit_wait_item){.ptr = req,
+                                                               .a = (uint32_t)(n - dropped),
+                                                               .b = (uint32_t)dropped});
 }
 
 static void on_request(void *arg, struct mr_http_request *req)
@@ -280,11 +246,13 @@ static int receive_start(void *ctx, struct mr_err *err)
     o.listen = c->conf->service_address;
     o.log_name = c->host->name;
     o.max_body_bytes = (size_t)c->conf->max_body_size;
-    uv_timer_init(c->host->loop, &c->poll);
-    c->poll.data = c;
-    c->poll_open = true;
+    int rc = mr_commit_wait_init(&c->wait, c->host, MAX_PENDING, release, c);
+    if (rc != 0) {
+        return MR_ERR_SET(err, rc, "out of memory");
+    }
+    c->wait_ready = true;
     c->open_handles = 1;
-    int rc = mr_http_server_start(&c->server, c->host->loop, &o, on_request, c, err);
+    rc = mr_http_server_start(&c->server, c->host->loop, &o, on_request, c, err);
     if (rc == 0) {
         MR_LOG_INFO(c->host->name, "receiving forwarded batches at http://%s%s",
                     c->conf->service_address, c->conf->path);
@@ -292,9 +260,9 @@ static int receive_start(void *ctx, struct mr_err *err)
     return rc;
 }
 
-static void handle_closed(uv_handle_t *h)
+static void closed_one(void *arg)
 {
-    struct receive_ctx *c = h->data;
+    struct receive_ctx *c = arg;
     if (--c->open_handles == 0) {
         c->host->stopped(c->host);
     }
@@ -304,27 +272,24 @@ static void server_stopped(void *arg)
 {
     struct receive_ctx *c = arg;
     c->server = NULL;
-    if (--c->open_handles == 0) {
-        c->host->stopped(c->host);
-    }
+    closed_one(c);
 }
 
 static void receive_stop(void *ctx)
 {
     struct receive_ctx *c = ctx;
     c->stopping = true;
-    if (!c->poll_open) {
+    if (!c->wait_ready) {
         c->host->stopped(c->host);
         return;
     }
-    /* What is durable is answered 200, the rest 503 (the edge sends it again: harmless). */
-    answer_durable(c, true);
-    c->poll_open = false;
     if (c->server != NULL) {
         c->open_handles++;
         mr_http_server_stop(c->server, server_stopped, c);
     }
-    uv_close((uv_handle_t *)&c->poll, handle_closed);
+    /* What becomes durable within STOP_WAIT_MS is answered 200, the rest 503 (the edge sends
+     * it again: harmless, duplicates are dropped). */
+    mr_commit_wait_stop(&c->wait, STOP_WAIT_MS, closed_one, c);
 }
 
 static void receive_fini(void *ctx)
@@ -332,6 +297,9 @@ static void receive_fini(void *ctx)
     struct receive_ctx *c = ctx;
     mr_free(c->recs);
     mr_free(c->offsets);
+    if (c->wait_ready) {
+        mr_commit_wait_fini(&c->wait);
+    }
 }
 
 const struct mr_plugin mr_input_receive = {

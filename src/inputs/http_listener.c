@@ -44,6 +44,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "inputs/commit_wait.h"
 #include "inputs/http_listener.h"
 #include "millrace/alloc.h"
 #include "millrace/clock.h"
@@ -51,7 +52,6 @@
 #include "millrace/log.h"
 #include "millrace/plugin.h"
 
-#define TICK_MS      1
 #define STOP_WAIT_MS 2000
 #define AUTH_MAX     1024
 #define ERR_BODY_MAX 4096
@@ -61,14 +61,6 @@ extern const struct mr_plugin mr_input_http_listener;
 enum answer_kind {
     ANSWER_WRITE = 0, /* 204, as InfluxDB */
     ANSWER_JSON = 1,  /* 200 {"accepted": n} */
-};
-
-/* A request whose records were emitted, waiting for the journal commit. */
-struct pending {
-    struct mr_http_request *req;
-    uint64_t seq; /* emit call number that carried its records */
-    size_t accepted;
-    int kind; /* enum answer_kind */
 };
 
 enum status_class { CLASS_2XX = 0, CLASS_4XX = 1, CLASS_5XX = 2, NCLASSES = 3 };
@@ -82,13 +74,10 @@ struct hl_ctx {
     struct mr_log_ratelimit rl;
     struct hl_decoder dec;
     struct mr_http_server *server;
-    uv_timer_t tick;
-    int open; /* server and timer not yet closed */
-    bool timer_open, ticking, stopping, failed, stopped_reported;
-    int64_t stop_deadline_ms;
-    struct pending *fifo; /* ring of cap entries */
-    size_t cap, head, n;
-    uint64_t emitted;     /* emit calls that returned 0 */
+    struct mr_commit_wait wait; /* answers waiting for the journal commit */
+    bool wait_ready;
+    int open; /* server and wait timer not yet closed */
+    bool stopping, failed, stopped_reported;
     char basic[AUTH_MAX]; /* "base64(user:password)" expected after "Basic " */
 };
 
@@ -274,33 +263,24 @@ static void respond_bad(struct hl_ctx *c, struct mr_http_request *req, int statu
 
 /* ---- waiting for the journal ---- */
 
-static void tick_cb(uv_timer_t *t);
-
-/* Answer the waiting requests the journal has committed. */
-static void settle(struct hl_ctx *c)
+static void release(void *arg, struct mr_commit_wait_item item, bool durable)
 {
-    uint64_t durable = c->host->durable != NULL ? c->host->durable(c->host) : c->emitted;
-    while (c->n > 0 && c->fifo[c->head].seq <= durable) {
-        struct pending *p = &c->fifo[c->head];
-        respond_ok(c, p->req, p->kind, p->accepted);
-        c->head = (c->head + 1) % c->cap;
-        c->n--;
+    struct hl_ctx *c = arg;
+    if (durable) {
+        respond_ok(c, item.ptr, (int)item.b, item.a);
+    } else {
+        respond_busy(c, item.ptr,
+                     "millrace is stopping and the journal did not confirm this request in time");
     }
 }
 
-static void close_one(struct hl_ctx *c)
+static void close_one(void *arg)
 {
+    struct hl_ctx *c = arg;
     if (--c->open == 0 && !c->stopped_reported) {
         c->stopped_reported = true;
         c->host->stopped(c->host);
     }
-}
-
-static void on_tick_closed(uv_handle_t *h)
-{
-    struct hl_ctx *c = h->data;
-    c->timer_open = false;
-    close_one(c);
 }
 
 static void on_server_done(void *arg)
@@ -308,41 +288,6 @@ static void on_server_done(void *arg)
     struct hl_ctx *c = arg;
     c->server = NULL;
     close_one(c);
-}
-
-/* While stopping: after the wait, what is still not durable is answered 503. */
-static void stop_progress(struct hl_ctx *c)
-{
-    if (c->n > 0 && mr_clock_mono_ms() < c->stop_deadline_ms) {
-        return;
-    }
-    if (c->n > 0) {
-        MR_LOG_WARN(c->host->name,
-                    "stopping: %zu requests not confirmed by the journal in time, answered 503 "
-                    "(their records may still be kept)",
-                    c->n);
-    }
-    while (c->n > 0) {
-        respond_busy(c, c->fifo[c->head].req,
-                     "millrace is stopping and the journal did not confirm this request in time");
-        c->head = (c->head + 1) % c->cap;
-        c->n--;
-    }
-    if (c->timer_open && !uv_is_closing((uv_handle_t *)&c->tick)) {
-        uv_close((uv_handle_t *)&c->tick, on_tick_closed);
-    }
-}
-
-static void tick_cb(uv_timer_t *t)
-{
-    struct hl_ctx *c = t->data;
-    settle(c);
-    if (c->stopping) {
-        stop_progress(c);
-    } else if (c->n == 0 && c->ticking) {
-        uv_timer_stop(&c->tick);
-        c->ticking = false;
-    }
 }
 
 /* ---- requests ---- */
@@ -388,7 +333,7 @@ static void commit(struct hl_ctx *c, struct mr_http_request *req, int kind)
         respond_ok(c, req, kind, 0);
         return;
     }
-    if (c->n == c->cap) {
+    if (mr_commit_wait_full(&c->wait)) {
         hl_decoder_reset(&c->dec);
         respond_busy(c, req, "too many requests waiting for the journal: nothing was kept");
         return;
@@ -410,20 +355,9 @@ static void commit(struct hl_ctx *c, struct mr_http_request *req, int kind)
         c->host->ended(c->host, rc);
         return;
     }
-    c->emitted++;
     mr_counter_add(c->counters.records_out, n);
-    if (c->host->durable == NULL) {
-        respond_ok(c, req, kind, n);
-        return;
-    }
-    c->fifo[(c->head + c->n) % c->cap] =
-        (struct pending){.req = req, .seq = c->emitted, .accepted = n, .kind = kind};
-    c->n++;
-    settle(c);
-    if (c->n > 0 && !c->ticking) {
-        uv_timer_start(&c->tick, tick_cb, TICK_MS, TICK_MS);
-        c->ticking = true;
-    }
+    mr_commit_wait_push(
+        &c->wait, (struct mr_commit_wait_item){.ptr = req, .a = (uint32_t)n, .b = (uint32_t)kind});
 }
 
 static void handle_write(struct hl_ctx *c, struct mr_http_request *req, const char *body,
@@ -587,28 +521,17 @@ static int hl_init(void *ctx, const void *conf, struct mr_input_host *host, stru
     }
     /* A connection has at most one request waiting (the server reads the next one only after
      * the answer), so this ring never overflows. */
-    c->cap = (size_t)cf->max_connections;
-    c->fifo = mr_calloc(c->cap, sizeof(*c->fifo));
-    if (c->fifo == NULL) {
-        return MR_ERR_SET(err, MR_ENOMEM, "out of memory");
-    }
-    rc = hl_decoder_init(&c->dec, cf, host->names, err);
-    if (rc != 0) {
-        mr_free(c->fifo);
-        c->fifo = NULL;
-    }
-    return rc;
+    return hl_decoder_init(&c->dec, cf, host->names, err);
 }
 
 static int hl_start(void *ctx, struct mr_err *err)
 {
     struct hl_ctx *c = ctx;
-    int rc = uv_timer_init(c->host->loop, &c->tick);
+    int rc = mr_commit_wait_init(&c->wait, c->host, (size_t)c->conf->max_connections, release, c);
     if (rc != 0) {
-        return MR_ERR_SET(err, mr_err_from_errno(-rc), "timer: %s", uv_strerror(rc));
+        return MR_ERR_SET(err, rc, "out of memory");
     }
-    c->tick.data = c;
-    c->timer_open = true;
+    c->wait_ready = true;
     c->open = 1;
     if (c->host->durable == NULL) {
         MR_LOG_DEBUG(c->host->name, "this host does not report journal commits: requests are "
@@ -639,7 +562,6 @@ static void hl_stop(void *ctx)
         return;
     }
     c->stopping = true;
-    c->stop_deadline_ms = mr_clock_mono_ms() + STOP_WAIT_MS;
     if (c->open == 0) { /* never started */
         c->stopped_reported = true;
         c->host->stopped(c->host);
@@ -648,23 +570,17 @@ static void hl_stop(void *ctx)
     if (c->server != NULL) {
         mr_http_server_stop(c->server, on_server_done, c);
     }
-    settle(c);
-    if (c->n > 0) {
-        if (!c->ticking) {
-            uv_timer_start(&c->tick, tick_cb, TICK_MS, TICK_MS);
-            c->ticking = true;
-        }
-        return;
-    }
-    stop_progress(c);
+    /* Waiting requests get STOP_WAIT_MS to become durable; the rest are answered 503. */
+    mr_commit_wait_stop(&c->wait, STOP_WAIT_MS, close_one, c);
 }
 
 static void hl_fini(void *ctx)
 {
     struct hl_ctx *c = ctx;
     hl_decoder_fini(&c->dec);
-    mr_free(c->fifo);
-    c->fifo = NULL;
+    if (c->wait_ready) {
+        mr_commit_wait_fini(&c->wait);
+    }
 }
 
 int mr_http_listener_port(const void *ctx)

@@ -11,6 +11,9 @@
  *  3. whatever is still over the cap sets `full`: ingest stops taking records from inputs
  *     (they answer back-pressure: brokers queue, PLCs keep their buffers) until consumers free
  *     space. Pipelines and outputs keep running, so the space comes back as they progress.
+ * Below the cap a group commit only adds what it wrote to the last count (an upper bound); the
+ * segments are counted again when that bound crosses the cap, and every second while full
+ * (consumers moving their cursors free space without writing anything).
  * Only closed segments are ever deleted, so the cap holds to within one active segment per
  * partition (keep segment_bytes small against max_bytes).
  */
@@ -99,6 +102,17 @@ void mr_journal_disk_enforce(struct mr_journal *j)
         return;
     }
     uint64_t max = (uint64_t)j->opts.max_bytes;
+    /* Below the cap, skip the count: the last count plus what was written since can only
+     * over-estimate (deletions only shrink), so a group commit costs no walk of the segments. */
+    uint64_t written = atomic_load(&j->stat_bytes);
+    uint64_t estimate = atomic_load(&j->disk_bytes) + (written - j->disk_written_at_check);
+    if (j->disk_counted && estimate <= max && !atomic_load(&j->disk_full)) {
+        atomic_store(&j->disk_bytes, estimate);
+        j->disk_written_at_check = written;
+        return;
+    }
+    j->disk_counted = true;
+    j->disk_written_at_check = written;
     pthread_mutex_lock(&j->topics_lock);
     uint64_t total = total_bytes(j);
     if (total > max) {

@@ -635,12 +635,16 @@ static void *writer_main(void *arg)
     struct wstate w = {.j = j};
     struct chunk *c = j->chunk;
     int64_t next_retention = mr_clock_mono_ms() + j->opts.retention_check_ms;
+    int64_t next_disk = 0; /* while full: check the cap every second */
     pthread_mutex_lock(&j->q_lock);
     for (;;) {
         while (j->q_head == NULL && !j->stopping && j->retention_req == j->retention_done) {
             int64_t deadline = next_retention;
             if (w.next_sync != 0 && w.next_sync < deadline) {
                 deadline = w.next_sync;
+            }
+            if (atomic_load(&j->disk_full) && next_disk < deadline) {
+                deadline = next_disk;
             }
             if (mr_clock_mono_ms() >= deadline) {
                 break;
@@ -678,6 +682,9 @@ static void *writer_main(void *arg)
             deleted = retention_all(j);
             mr_journal_disk_enforce(j);
             next_retention = now + j->opts.retention_check_ms;
+        } else if (atomic_load(&j->disk_full) && now >= next_disk) {
+            mr_journal_disk_enforce(j);
+            next_disk = now + 1000;
         }
         pthread_mutex_lock(&j->q_lock);
         if (want_ret) {
@@ -1010,6 +1017,9 @@ int mr_journal_open(const struct mr_journal_options *opts, struct mr_journal **o
         if (rc == 0 && j->chunk == NULL) {
             rc = MR_ENOMEM;
         }
+        if (rc == 0) {
+            mr_journal_disk_enforce(j); /* a journal reopened over its cap starts full */
+        }
         if (rc == 0 && pthread_create(&j->writer, NULL, writer_main, j) != 0) {
             rc = MR_ESYS;
         }
@@ -1018,7 +1028,6 @@ int mr_journal_open(const struct mr_journal_options *opts, struct mr_journal **o
             goto fail;
         }
         j->writer_started = true;
-        mr_journal_disk_enforce(j); /* a journal reopened over its cap starts full */
     }
     *out = j;
     return 0;

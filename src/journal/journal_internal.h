@@ -176,6 +176,8 @@ struct mr_journal {
     /* The disk cap (disk.c): written by the writer thread, read from anywhere. */
     atomic_bool disk_full;
     atomic_uint_least64_t disk_bytes, disk_released, disk_dropped, disk_dropped_records;
+    uint64_t disk_written_at_check; /* stat_bytes when disk_bytes was last counted (writer) */
+    bool disk_counted;              /* disk_bytes has been counted once (writer) */
     /* Counters for mr_journal_stats: written by the writer thread, read from anywhere. */
     atomic_uint_least64_t stat_writes, stat_bytes, stat_syncs;
     /* Fault injection for tests (writer): fail the next write after `fail_after` bytes. */
