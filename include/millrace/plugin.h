@@ -34,7 +34,7 @@
 /* Answers of an output's write and flush. */
 #define MR_SINK_OK    0
 #define MR_SINK_RETRY 1 /* transient (peer away, buffer full): the host retries the same batch */
-#define MR_SINK_FATAL 2 /* will not succeed (bad config, rejected data): the host gives up */
+#define MR_SINK_FATAL 2 /* will not succeed (bad config, auth refused): the host gives up */
 
 /* Where relayed records come from: one partition of a topic in another millrace (`node` names
  * that millrace), and each record's offset there (increasing). */
@@ -83,11 +83,17 @@ struct mr_input_host {
     void *arg; /* for the host */
 };
 
-/* What an output or operator sees of its host. */
+/* What an output sees of its host. */
 struct mr_output_host {
     const char *name; /* "outputs.console" */
     struct mr_names *names;
     struct mr_metrics *metrics;
+    /* The destination refused recs[index] of the batch being written for good (bad data, not an
+     * outage: a 400 for one point, a constraint violation for one row). Call it during
+     * write/write_at, then answer for the rest of the batch: the host puts the record on the
+     * output's dead-letter topic with the reason, counts it rejected and never offers it again.
+     * reason is copied. */
+    void (*reject)(struct mr_output_host *host, size_t index, const char *reason);
     void *arg;
 };
 
@@ -146,9 +152,12 @@ struct mr_operator_ops {
  * buffers). Every call of one instance comes from that one thread. */
 struct mr_output_ops {
     int (*init)(void *ctx, const void *conf, struct mr_output_host *host, struct mr_err *err);
-    /* Deliver a batch (borrowed for the call). Returns MR_SINK_OK, MR_SINK_RETRY or
-     * MR_SINK_FATAL (err says why). Delivery is at least once: after RETRY some records of the
-     * batch may already have been delivered. */
+    /* Deliver a batch (borrowed for the call). Returns MR_SINK_OK (the destination confirmed
+     * the batch, or it is buffered and flush will confirm it), MR_SINK_RETRY (transient: the
+     * same batch comes again later) or MR_SINK_FATAL (retrying cannot help: err says why, this
+     * output stops, the records stay in the journal). Delivery is at least once: after RETRY
+     * some records of the batch may already have been delivered. Records the destination
+     * refuses for good go to host->reject. */
     int (*write)(void *ctx, const struct mr_record *recs, size_t n, struct mr_err *err);
     /* Optional, for outputs that relay the journal (`forward`): when set, the host calls it
      * instead of write, and every batch comes from one partition of one topic. Same answers. */

@@ -7,12 +7,17 @@
  * The cursor ("output.<name>") is committed only after the output answered OK to flush, so a
  * crash re-delivers at most the records since the last commit (at least once). A slow or absent
  * peer holds back only its own output: the journal buffers, within its retention.
+ *
+ * Records the destination refuses for good (host->reject during write) go to the dead-letter
+ * topic "deadletter.<name>" with the reason in an "mr.reject" record header; that topic is
+ * synced before the cursor moves past them, so a rejected record is never simply gone.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "engine/engine_internal.h"
+#include "engine/topic_writer.h"
 #include "millrace/alloc.h"
 #include "millrace/clock.h"
 #include "millrace/log.h"
@@ -21,6 +26,13 @@
 #define COMMIT_NS    (1000 * 1000000LL)
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 10000
+#define REASON_MAX   200
+
+/* One record of the batch being written that the destination refused for good. */
+struct rejection {
+    size_t index;
+    char reason[REASON_MAX];
+};
 
 struct dsource {
     struct mr_journal_topic *topic;
@@ -53,8 +65,85 @@ struct mr_delivery {
     struct mr_counter *m_retries;
     struct mr_counter *m_skipped;
     struct mr_counter *m_deleted_unread;
+    struct mr_counter *m_rejected;
     struct mr_gauge *m_lag;
+    /* rejections of the write in progress (kept only if it answers OK) */
+    struct rejection *rejects;
+    size_t nrejects;
+    size_t rejects_lost; /* more than CHUNK in one write: counted, not kept */
+    char dlq_name[320];
+    struct mr_topic_writer *dlq; /* opened at the first rejection */
 };
+
+static void host_reject(struct mr_output_host *host, size_t index, const char *reason)
+{
+    struct mr_delivery *d = host->arg;
+    if (d->nrejects == CHUNK) {
+        d->rejects_lost++;
+        return;
+    }
+    struct rejection *r = &d->rejects[d->nrejects++];
+    r->index = index;
+    snprintf(r->reason, sizeof(r->reason), "%s", reason != NULL ? reason : "rejected");
+}
+
+static int dlq_open(struct mr_delivery *d)
+{
+    if (d->dlq != NULL) {
+        return 0;
+    }
+    struct mr_journal_topic *t = NULL;
+    struct mr_err err;
+    int rc = mr_engine_topic(d->env, d->dlq_name, &t, &err);
+    struct mr_topic_writer *w = rc == 0 ? mr_calloc(1, sizeof(*w)) : NULL;
+    if (rc == 0 && w == NULL) {
+        rc = MR_ENOMEM;
+    }
+    if (rc == 0) {
+        rc = mr_topic_writer_init(w, t, d->env->names, MR_BATCH_DEFAULT_CAP);
+    }
+    if (rc != 0) {
+        mr_free(w);
+        return rc;
+    }
+    d->dlq = w;
+    return 0;
+}
+
+/* The batch's rejected records (recs[0..n)) onto the dead-letter topic. Returns 0 or the
+ * journal's error (the batch is then written again: the rejections come again too). */
+static int dlq_put(struct mr_delivery *d, const struct dsource *s, size_t n)
+{
+    int rc = d->nrejects > 0 ? dlq_open(d) : 0;
+    for (size_t i = 0; rc == 0 && i < d->nrejects; i++) {
+        const struct rejection *r = &d->rejects[i];
+        if (r->index >= n) {
+            continue; /* an output bug: nothing to point at */
+        }
+        struct mr_batch_header h = {.key = "mr.reject",
+                                    .key_len = 9,
+                                    .value = r->reason,
+                                    .value_len = (int32_t)strlen(r->reason)};
+        rc = mr_topic_writer_add_with(d->dlq, &d->recs[r->index], &h);
+        if (rc == 0) {
+            mr_counter_add(d->m_rejected, 1);
+            MR_LOG_RL(&d->rl, MR_LOG_WARN, d->host.name,
+                      "%s[%u] offset %" PRId64 " rejected by the destination (kept in %s): %s",
+                      s != NULL ? mr_journal_topic_name(s->topic) : "?",
+                      s != NULL ? s->partition : 0, d->offsets[r->index], d->dlq_name, r->reason);
+        }
+    }
+    if (rc == 0 && d->dlq != NULL) {
+        rc = mr_topic_writer_flush(d->dlq);
+    }
+    if (d->rejects_lost > 0) {
+        MR_LOG_RL(&d->rl, MR_LOG_ERROR, d->host.name,
+                  "output rejected the same record index more than %d times in one batch; "
+                  "%zu rejections not recorded",
+                  CHUNK, d->rejects_lost);
+    }
+    return rc;
+}
 
 static int64_t lag_of(struct mr_delivery *d)
 {
@@ -92,7 +181,17 @@ static bool deliver(struct mr_delivery *d, const struct dsource *s, size_t n)
     for (;;) {
         struct mr_err err;
         mr_err_clear(&err);
+        d->nrejects = 0;
+        d->rejects_lost = 0;
         int rc = write_once(d, s, n, &err);
+        if (rc == MR_SINK_OK && d->nrejects > 0) {
+            int jrc = dlq_put(d, s, n);
+            if (jrc != 0) {
+                rc = MR_SINK_RETRY;
+                MR_ERR_SET(&err, jrc, "cannot keep rejected records in %s: %s", d->dlq_name,
+                           mr_strerror(jrc));
+            }
+        }
         if (rc == MR_SINK_OK) {
             return true;
         }
@@ -126,6 +225,14 @@ static void commit(struct mr_delivery *d)
         moved |= d->sources[i].position != d->sources[i].committed;
     }
     if (!moved || !deliver(d, NULL, 0)) {
+        return;
+    }
+    /* Rejected records are durable before the cursor passes them. */
+    int drc = d->dlq != NULL ? mr_topic_writer_sync(d->dlq) : 0;
+    if (drc != 0) {
+        MR_LOG_RL(&d->rl, MR_LOG_ERROR, d->host.name,
+                  "cannot store rejected records in %s: %s; position not saved", d->dlq_name,
+                  mr_strerror(drc));
         return;
     }
     for (size_t i = 0; i < d->nsources; i++) {
@@ -255,12 +362,18 @@ int mr_delivery_create(struct mr_delivery **out, struct mr_engine_env *env,
     atomic_init(&d->stop, false);
     atomic_init(&d->drain, false);
     snprintf(d->consumer, sizeof(d->consumer), "output.%s", pc->name);
-    d->host = (struct mr_output_host){
-        .name = pc->path, .names = env->names, .metrics = env->metrics, .arg = d};
+    snprintf(d->dlq_name, sizeof(d->dlq_name), "deadletter.%s", pc->name);
+    d->host = (struct mr_output_host){.name = pc->path,
+                                      .names = env->names,
+                                      .metrics = env->metrics,
+                                      .reject = host_reject,
+                                      .arg = d};
     d->recs = mr_calloc(CHUNK, sizeof(struct mr_record));
     d->offsets = mr_calloc(CHUNK, sizeof(int64_t));
-    int rc =
-        d->recs != NULL && d->offsets != NULL ? 0 : MR_ERR_SET(err, MR_ENOMEM, "out of memory");
+    d->rejects = mr_calloc(CHUNK, sizeof(struct rejection));
+    int rc = d->recs != NULL && d->offsets != NULL && d->rejects != NULL
+                 ? 0
+                 : MR_ERR_SET(err, MR_ENOMEM, "out of memory");
     for (size_t t = 0; rc == 0 && t < ntopics; t++) {
         struct mr_journal_topic *topic = NULL;
         rc = mr_engine_topic(env, topics[t], &topic, err);
@@ -318,6 +431,12 @@ int mr_delivery_create(struct mr_delivery **out, struct mr_engine_env *env,
                                     "Records deleted by retention or journal.max_bytes before "
                                     "this output delivered them.",
                                     labels, &d->m_deleted_unread);
+        }
+        if (rc == 0) {
+            rc = mr_metrics_counter(env->metrics, "millrace_output_rejected_total",
+                                    "Records the destination refused for good, kept in the "
+                                    "output's dead-letter topic.",
+                                    labels, &d->m_rejected);
         }
         if (rc == 0) {
             rc = mr_metrics_gauge(env->metrics, "millrace_output_lag_records",
@@ -384,7 +503,13 @@ void mr_delivery_destroy(struct mr_delivery *d)
         mr_journal_reader_destroy(d->sources[i].reader);
     }
     mr_free(d->sources);
+    if (d->dlq != NULL) {
+        mr_topic_writer_sync(d->dlq);
+        mr_topic_writer_fini(d->dlq);
+        mr_free(d->dlq);
+    }
     mr_free(d->recs);
     mr_free(d->offsets);
+    mr_free(d->rejects);
     mr_free(d);
 }
