@@ -141,13 +141,25 @@ struct mr_conf_map {
 
 struct mr_plugin;
 
+/* An output's `delivery:` settings, the same for every output type (src/engine/delivery.c). */
+struct mr_delivery_conf {
+    int64_t retry_min_ns;     /* first wait after a RETRY */
+    int64_t retry_max_ns;     /* the wait doubles up to this */
+    int64_t circuit_failures; /* consecutive failures that open the circuit */
+    int64_t circuit_open_ns;  /* how long an open circuit waits before one probe */
+    char *dead_letter_topic;  /* NULL: "deadletter.NAME" */
+};
+
+extern const struct mr_section mr_delivery_section;
+
 /* One configured plugin instance. */
 struct mr_plugin_conf {
-    char *name;                     /* map key ("press_temp"), or the index for a list ("0") */
-    char *path;                     /* key path for logs and metrics: "inputs.press_temp" */
-    char *where;                    /* where it was declared: "plant.yaml:12:3" */
-    const struct mr_plugin *plugin; /* from the registry (borrowed, static) */
-    void *conf;                     /* plugin->conf.size bytes, filled by its field table */
+    char *name;                       /* map key ("press_temp"), or the index for a list ("0") */
+    char *path;                       /* key path for logs and metrics: "inputs.press_temp" */
+    char *where;                      /* where it was declared: "plant.yaml:12:3" */
+    const struct mr_plugin *plugin;   /* from the registry (borrowed, static) */
+    void *conf;                       /* plugin->conf.size bytes, filled by its field table */
+    struct mr_delivery_conf delivery; /* outputs only: the `delivery:` key */
 };
 
 struct mr_plugin_confs {

@@ -472,7 +472,23 @@ static void print_record(uint32_t part, const struct mr_batch_record *r, bool js
         fputs(",\"value\":", stdout);
         json_string(stdout, r->value, r->value_len);
     }
-    fputs("}\n", stdout);
+    /* Headers other than the record marker: the reason of a dead letter (mr.reject), the origin
+     * of a relayed record (mr.src, binary), a Kafka client's own. */
+    size_t pos = 0;
+    struct mr_batch_header h;
+    bool any = false;
+    while (mr_batch_header_next(r, &pos, &h) == 0) {
+        if (h.key_len == (int32_t)strlen(MR_RECORD_HEADER_KEY) &&
+            memcmp(h.key, MR_RECORD_HEADER_KEY, (size_t)h.key_len) == 0) {
+            continue;
+        }
+        fputs(any ? "," : ",\"headers\":{", stdout);
+        any = true;
+        json_string(stdout, (const uint8_t *)h.key, h.key_len);
+        fputc(':', stdout);
+        json_string(stdout, h.value, h.value_len);
+    }
+    fputs(any ? "}}\n" : "}\n", stdout);
 }
 
 /* --from: earliest | latest | OFFSET | @TIMESTAMP (ms or RFC 3339). */

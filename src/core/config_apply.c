@@ -326,6 +326,15 @@ static void apply_plugin(struct apply *ap, enum mr_plugin_kind kind, const struc
         oom(ap);
         return;
     }
+    if (kind == MR_PLUGIN_OUTPUT) { /* claimed before the plugin's table sees the key */
+        struct cnode *dn = cfg_node_get(n, "delivery");
+        char dpath[CFG_PATH_LEN];
+        path_join(dpath, sizeof(dpath), path, "delivery");
+        if (dn != NULL) {
+            dn->used = true;
+        }
+        apply_section(ap, &mr_delivery_section, dn, n, &pc->delivery, dpath);
+    }
     apply_section(ap, &pc->plugin->conf, n, n, pc->conf, path);
 }
 
@@ -556,6 +565,7 @@ static void plugins_free(struct mr_plugin_confs *pcs)
             cfg_section_free(&pc->plugin->conf, pc->conf);
         }
         mr_free(pc->conf);
+        cfg_section_free(&mr_delivery_section, &pc->delivery);
         mr_free(pc->name);
         mr_free(pc->path);
         mr_free(pc->where);

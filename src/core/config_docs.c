@@ -195,6 +195,12 @@ int mr_config_docs_write(FILE *out, struct mr_err *err)
             fprintf(out, "An %s is `NAME: {type: TYPE, ...}` with the settings of its type.\n\n",
                     mr_plugin_kind_name(kinds[k]));
         }
+        if (kinds[k] == MR_PLUGIN_OUTPUT) {
+            fputs("Every output also takes `delivery:`, how the engine retries it and where "
+                  "records the destination refuses go (docs/OUTPUTS.md):\n\n",
+                  out);
+            table(out, &mr_delivery_section);
+        }
         for (size_t i = 0; (p = mr_plugin_at(kinds[k], i)) != NULL; i++) {
             fprintf(out, "### %s `%s`\n\n", mr_plugin_kind_name(kinds[k]), p->name);
             cell(out, p->help);

@@ -95,7 +95,8 @@ bool mr_section_equal(const struct mr_section *sec, const void *a, const void *b
 bool mr_plugin_conf_equal(const struct mr_plugin_conf *a, const struct mr_plugin_conf *b)
 {
     return str_eq(a->name, b->name) && a->plugin == b->plugin &&
-           mr_section_equal(&a->plugin->conf, a->conf, b->conf);
+           mr_section_equal(&a->plugin->conf, a->conf, b->conf) &&
+           mr_section_equal(&mr_delivery_section, &a->delivery, &b->delivery);
 }
 
 static bool plugin_confs_equal(const struct mr_plugin_confs *a, const struct mr_plugin_confs *b)

@@ -241,6 +241,63 @@ static void http_check(void *conf, struct mr_config_check *chk)
     }
 }
 
+static void delivery_check(void *conf, struct mr_config_check *chk)
+{
+    const struct mr_delivery_conf *d = conf;
+    if (d->retry_max_ns < d->retry_min_ns) {
+        mr_config_check_fail(chk, "retry_max", "retry_max must not be shorter than retry_min");
+    }
+}
+
+static const struct mr_field delivery_fields[] = {
+    {.name = "retry_min",
+     .type = MR_FIELD_DURATION,
+     .offset = offsetof(struct mr_delivery_conf, retry_min_ns),
+     .def = "100ms",
+     .min = "10ms",
+     .max = "1m",
+     .help = "Wait after the destination first answers 'try again' (down, timeout, overloaded). "
+             "Each further failure doubles the wait, with random jitter of up to a quarter so "
+             "that many outputs do not retry in step."},
+    {.name = "retry_max",
+     .type = MR_FIELD_DURATION,
+     .offset = offsetof(struct mr_delivery_conf, retry_max_ns),
+     .def = "10s",
+     .min = "10ms",
+     .max = "1h",
+     .help = "Longest wait between two retries."},
+    {.name = "circuit_failures",
+     .type = MR_FIELD_INT,
+     .offset = offsetof(struct mr_delivery_conf, circuit_failures),
+     .def = "10",
+     .min = "1",
+     .max = "1000000",
+     .help = "Consecutive failed attempts after which the circuit opens: the output stops "
+             "trying for `circuit_open`, then sends one probe; the state is "
+             "millrace_output_state (0 ok, 1 retrying, 2 circuit open, 3 stopped)."},
+    {.name = "circuit_open",
+     .type = MR_FIELD_DURATION,
+     .offset = offsetof(struct mr_delivery_conf, circuit_open_ns),
+     .def = "30s",
+     .min = "100ms",
+     .max = "1h",
+     .help = "How long an open circuit rests before the next probe. The journal keeps "
+             "everything meanwhile (within its retention and journal.max_bytes)."},
+    {.name = "dead_letter_topic",
+     .type = MR_FIELD_STRING,
+     .offset = offsetof(struct mr_delivery_conf, dead_letter_topic),
+     .help = "Journal topic for records the destination refuses for good (a malformed point, a "
+             "constraint violation), each with the reason in its `mr.reject` header; default "
+             "`deadletter.NAME`. Read it with `millrace journal read`, fix, replay."},
+    {0},
+};
+
+const struct mr_section mr_delivery_section = {
+    .fields = delivery_fields,
+    .size = sizeof(struct mr_delivery_conf),
+    .check = delivery_check,
+};
+
 static const struct mr_field http_fields[] = {
     {.name = "listen",
      .type = MR_FIELD_STRING,

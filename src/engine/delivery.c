@@ -1,8 +1,13 @@
 /* Delivery: one thread per output, draining the topics that feed it through a journal cursor.
  *
  *   topics --reader--> decode --> output.write --OK--> (every second) flush, commit cursor
- *                                      |RETRY--> wait (100 ms doubling to 10 s), same batch again
+ *                                      |RETRY--> wait, same batch again
  *                                      |FATAL--> stop delivering; the cursor stays, nothing lost
+ *
+ * Waits after RETRY start at delivery.retry_min and double up to retry_max, each with up to a
+ * quarter of random jitter (outputs that failed together do not come back in step). After
+ * delivery.circuit_failures failures in a row the circuit opens: one probe every circuit_open,
+ * logged once, visible as millrace_output_state 2; the first success closes it.
  *
  * The cursor ("output.<name>") is committed only after the output answered OK to flush, so a
  * crash re-delivers at most the records since the last commit (at least once). A slow or absent
@@ -22,11 +27,17 @@
 #include "millrace/clock.h"
 #include "millrace/log.h"
 
-#define CHUNK        1024
-#define COMMIT_NS    (1000 * 1000000LL)
-#define RETRY_MIN_MS 100
-#define RETRY_MAX_MS 10000
-#define REASON_MAX   200
+#define CHUNK         1024
+#define COMMIT_NS     (1000 * 1000000LL)
+#define SLEEP_STEP_NS (50 * 1000000LL)
+
+enum output_state { /* millrace_output_state */
+                    STATE_OK = 0,
+                    STATE_RETRYING = 1,
+                    STATE_CIRCUIT_OPEN = 2,
+                    STATE_STOPPED = 3,
+};
+#define REASON_MAX 200
 
 /* One record of the batch being written that the destination refused for good. */
 struct rejection {
@@ -40,6 +51,7 @@ struct dsource {
     struct mr_journal_reader *reader;
     int64_t position;  /* next offset to deliver */
     int64_t committed; /* last committed position */
+    int64_t oldest_ms; /* record time of the batch at position (-1: none read yet) */
 };
 
 struct mr_delivery {
@@ -67,6 +79,14 @@ struct mr_delivery {
     struct mr_counter *m_deleted_unread;
     struct mr_counter *m_rejected;
     struct mr_gauge *m_lag;
+    struct mr_gauge *m_lag_seconds;
+    struct mr_gauge *m_bytes_pending;
+    struct mr_gauge *m_state;
+    /* retry state */
+    struct mr_delivery_conf conf; /* pc->delivery, zero fields (hand-built confs) defaulted */
+    int64_t backoff_ns;
+    int64_t failures; /* in a row */
+    uint64_t rng;
     /* rejections of the write in progress (kept only if it answers OK) */
     struct rejection *rejects;
     size_t nrejects;
@@ -158,6 +178,62 @@ static int64_t lag_of(struct mr_delivery *d)
     return lag;
 }
 
+/* Lag in records, in seconds (record time of the oldest batch not yet confirmed) and in bytes
+ * (estimated from each partition's average record size). */
+static void update_lag(struct mr_delivery *d)
+{
+    int64_t lag = 0, oldest = -1;
+    double bytes = 0;
+    for (size_t i = 0; i < d->nsources; i++) {
+        const struct dsource *s = &d->sources[i];
+        struct mr_journal_partition_stats st;
+        if (mr_journal_partition_stats(s->topic, s->partition, &st) != 0 || st.end <= s->position) {
+            continue;
+        }
+        lag += st.end - s->position;
+        if (st.end > st.earliest) {
+            bytes +=
+                (double)st.bytes / (double)(st.end - st.earliest) * (double)(st.end - s->position);
+        }
+        int64_t t = s->oldest_ms >= 0 ? s->oldest_ms : st.max_timestamp;
+        if (t >= 0 && (oldest < 0 || t < oldest)) {
+            oldest = t;
+        }
+    }
+    int64_t now_ms = mr_clock_wall_ms();
+    mr_gauge_set(d->m_lag, (double)lag);
+    mr_gauge_set(d->m_bytes_pending, bytes);
+    mr_gauge_set(d->m_lag_seconds,
+                 lag > 0 && oldest >= 0 && now_ms > oldest ? (double)(now_ms - oldest) / 1e3 : 0);
+}
+
+static void set_state(struct mr_delivery *d, enum output_state st)
+{
+    mr_gauge_set(d->m_state, (double)st);
+}
+
+/* xorshift64*: jitter only, no need for anything better. */
+static uint64_t next_random(struct mr_delivery *d)
+{
+    d->rng ^= d->rng >> 12;
+    d->rng ^= d->rng << 25;
+    d->rng ^= d->rng >> 27;
+    return d->rng * 2685821657736338717ULL;
+}
+
+/* Sleep ns in steps, so stop is noticed; false when told to stop (and not draining). */
+static bool rest(struct mr_delivery *d, int64_t ns)
+{
+    for (int64_t t = 0; t < ns; t += SLEEP_STEP_NS) {
+        if (atomic_load(&d->stop) &&
+            (!atomic_load(&d->drain) || mr_clock_mono_ns() > d->drain_deadline)) {
+            return false;
+        }
+        mr_clock_sleep_ns(ns - t < SLEEP_STEP_NS ? ns - t : SLEEP_STEP_NS);
+    }
+    return true;
+}
+
 static int write_once(struct mr_delivery *d, const struct dsource *s, size_t n, struct mr_err *err)
 {
     const struct mr_output_ops *ops = &d->pc->plugin->output;
@@ -174,10 +250,9 @@ static int write_once(struct mr_delivery *d, const struct dsource *s, size_t n, 
 }
 
 /* Write the first n decoded records of s (n == 0: flush) until the output answers OK; RETRY
- * waits with backoff. Returns false on FATAL or stop. */
+ * waits (backoff, then the open circuit). Returns false on FATAL or stop. */
 static bool deliver(struct mr_delivery *d, const struct dsource *s, size_t n)
 {
-    int backoff = RETRY_MIN_MS;
     for (;;) {
         struct mr_err err;
         mr_err_clear(&err);
@@ -193,28 +268,48 @@ static bool deliver(struct mr_delivery *d, const struct dsource *s, size_t n)
             }
         }
         if (rc == MR_SINK_OK) {
+            if (d->failures >= d->conf.circuit_failures) {
+                MR_LOG_INFO(d->host.name, "destination is back after %" PRId64 " failed attempts",
+                            d->failures);
+            }
+            d->failures = 0;
+            d->backoff_ns = d->conf.retry_min_ns;
+            set_state(d, STATE_OK);
             return true;
         }
+        const char *why = err.msg[0] != '\0' ? err.msg : "output not ready";
         if (rc == MR_SINK_FATAL) {
             MR_LOG_ERROR(d->host.name,
                          "gave up: %s. Delivery stops here; the records stay in "
                          "the journal (fix the cause, then reload or restart)",
-                         err.msg[0] != '\0' ? err.msg : "output failed");
+                         why);
+            set_state(d, STATE_STOPPED);
             d->failed = true;
             return false;
         }
         mr_counter_add(d->m_retries, 1);
-        mr_gauge_set(d->m_lag, (double)lag_of(d)); /* the backlog grows while the peer is away */
-        MR_LOG_RL(&d->rl, MR_LOG_WARN, d->host.name, "will retry in %d ms: %s", backoff,
-                  err.msg[0] != '\0' ? err.msg : "output not ready");
-        for (int t = 0; t < backoff; t += 50) {
-            if (atomic_load(&d->stop) &&
-                (!atomic_load(&d->drain) || mr_clock_mono_ns() > d->drain_deadline)) {
-                return false;
+        update_lag(d); /* the backlog grows while the peer is away */
+        int64_t wait;
+        if (++d->failures >= d->conf.circuit_failures) {
+            wait = d->conf.circuit_open_ns;
+            if (d->failures == d->conf.circuit_failures) {
+                MR_LOG_WARN(d->host.name,
+                            "circuit open after %" PRId64 " failed attempts in a row (%s); "
+                            "probing every %.1f s, the journal keeps everything meanwhile",
+                            d->failures, why, (double)wait / 1e9);
             }
-            mr_clock_sleep_ns(50 * 1000000LL);
+            set_state(d, STATE_CIRCUIT_OPEN);
+        } else {
+            wait = d->backoff_ns + (int64_t)(next_random(d) % (uint64_t)(d->backoff_ns / 4 + 1));
+            MR_LOG_RL(&d->rl, MR_LOG_WARN, d->host.name, "will retry in %" PRId64 " ms: %s",
+                      wait / 1000000, why);
+            d->backoff_ns =
+                d->backoff_ns * 2 > d->conf.retry_max_ns ? d->conf.retry_max_ns : d->backoff_ns * 2;
+            set_state(d, STATE_RETRYING);
         }
-        backoff = backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : backoff * 2;
+        if (!rest(d, wait)) {
+            return false;
+        }
     }
 }
 
@@ -275,6 +370,7 @@ static int deliver_batch(struct mr_delivery *d, struct dsource *s)
         }
         return 0;
     }
+    s->oldest_ms = info.base_timestamp;
     struct mr_batch_iter it;
     struct mr_batch_record br;
     mr_batch_iter_init(&it, &info);
@@ -336,7 +432,7 @@ static void *delivery_main(void *arg)
         int64_t now = mr_clock_mono_ns();
         if (now >= next_commit) {
             commit(d);
-            mr_gauge_set(d->m_lag, (double)lag_of(d));
+            update_lag(d);
             next_commit = now + COMMIT_NS;
         }
         if (done == 0 && !atomic_load(&d->stop)) {
@@ -362,7 +458,19 @@ int mr_delivery_create(struct mr_delivery **out, struct mr_engine_env *env,
     atomic_init(&d->stop, false);
     atomic_init(&d->drain, false);
     snprintf(d->consumer, sizeof(d->consumer), "output.%s", pc->name);
-    snprintf(d->dlq_name, sizeof(d->dlq_name), "deadletter.%s", pc->name);
+    d->conf = pc->delivery;
+    d->conf.retry_min_ns = d->conf.retry_min_ns > 0 ? d->conf.retry_min_ns : 100 * 1000000LL;
+    d->conf.retry_max_ns =
+        d->conf.retry_max_ns >= d->conf.retry_min_ns ? d->conf.retry_max_ns : d->conf.retry_min_ns;
+    d->conf.circuit_failures = d->conf.circuit_failures > 0 ? d->conf.circuit_failures : 10;
+    d->conf.circuit_open_ns = d->conf.circuit_open_ns > 0 ? d->conf.circuit_open_ns : 30000000000LL;
+    d->backoff_ns = d->conf.retry_min_ns;
+    d->rng = (uint64_t)mr_clock_mono_ns() ^ (uint64_t)(uintptr_t)d ^ 0x9e3779b97f4a7c15ULL;
+    if (pc->delivery.dead_letter_topic != NULL) {
+        snprintf(d->dlq_name, sizeof(d->dlq_name), "%s", pc->delivery.dead_letter_topic);
+    } else {
+        snprintf(d->dlq_name, sizeof(d->dlq_name), "deadletter.%s", pc->name);
+    }
     d->host = (struct mr_output_host){.name = pc->path,
                                       .names = env->names,
                                       .metrics = env->metrics,
@@ -388,7 +496,7 @@ int mr_delivery_create(struct mr_delivery **out, struct mr_engine_env *env,
         }
         for (uint32_t part = 0; rc == 0 && part < np; part++) {
             struct dsource *s = &d->sources[d->nsources];
-            *s = (struct dsource){.topic = topic, .partition = part};
+            *s = (struct dsource){.topic = topic, .partition = part, .oldest_ms = -1};
             int64_t pos = MR_JOURNAL_EARLIEST;
             rc = mr_journal_cursor_get(topic, d->consumer, part, &pos, err);
             if (rc == MR_ENOENT) {
@@ -442,6 +550,23 @@ int mr_delivery_create(struct mr_delivery **out, struct mr_engine_env *env,
             rc = mr_metrics_gauge(env->metrics, "millrace_output_lag_records",
                                   "Records waiting in the journal for an output.", labels,
                                   &d->m_lag);
+        }
+        if (rc == 0) {
+            rc = mr_metrics_gauge(env->metrics, "millrace_output_lag_seconds",
+                                  "Age (record time) of the oldest record waiting for an output.",
+                                  labels, &d->m_lag_seconds);
+        }
+        if (rc == 0) {
+            rc = mr_metrics_gauge(env->metrics, "millrace_output_pending_bytes",
+                                  "Journal bytes waiting for an output (estimated from the "
+                                  "average record size).",
+                                  labels, &d->m_bytes_pending);
+        }
+        if (rc == 0) {
+            rc = mr_metrics_gauge(env->metrics, "millrace_output_state",
+                                  "Destination state: 0 ok, 1 retrying, 2 circuit open (probing "
+                                  "every delivery.circuit_open), 3 stopped (fatal error).",
+                                  labels, &d->m_state);
         }
     }
     if (rc == 0) {

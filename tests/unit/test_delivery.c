@@ -1,0 +1,413 @@
+/* Delivery (src/engine/delivery.c) with a scripted output: records reach the output once each
+ * and in order; RETRY answers back off and then open the circuit (fewer attempts, state 2),
+ * the first success closes it; records the output rejects land on the dead-letter topic with
+ * the reason and are counted; FATAL stops the output with state 3 and the cursor stays before
+ * the undelivered records; `delivery:` settings are parsed and checked. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_internal.h"
+#include "millrace/alloc.h"
+#include "millrace/clock.h"
+#include "millrace/config.h"
+#include "millrace/log.h"
+#include "support/tmpdir.h"
+
+#define NREC     200
+#define UNLUCKY  13 /* the record the scripted output rejects */
+#define T0       1795538940000000000LL
+#define FAIL_ALL 1000000
+#define WAIT_S   20
+
+/* ---- the scripted output */
+
+static struct {
+    pthread_mutex_t mu;
+    int fail_next; /* answer RETRY to this many more writes */
+    bool fatal;    /* answer FATAL */
+    int attempts;  /* write calls */
+    int64_t got[NREC * 2];
+    size_t ngot;
+} script = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+struct flaky {
+    struct mr_output_host *host;
+};
+
+static int flaky_init(void *ctx, const void *conf, struct mr_output_host *host, struct mr_err *err)
+{
+    (void)conf;
+    (void)err;
+    ((struct flaky *)ctx)->host = host;
+    return 0;
+}
+
+static int flaky_write(void *ctx, const struct mr_record *recs, size_t n, struct mr_err *err)
+{
+    struct flaky *f = ctx;
+    pthread_mutex_lock(&script.mu);
+    script.attempts++;
+    int rc = MR_SINK_OK;
+    if (script.fatal) {
+        rc = MR_SINK_FATAL;
+        MR_ERR_SET(err, MR_EACCES, "destination refuses our credentials");
+    } else if (script.fail_next > 0) {
+        script.fail_next--;
+        rc = MR_SINK_RETRY;
+        MR_ERR_SET(err, MR_EIO, "destination down");
+    }
+    for (size_t i = 0; rc == MR_SINK_OK && i < n; i++) {
+        int64_t k = (int64_t)recs[i].v.f64;
+        if (k == UNLUCKY) {
+            f->host->reject(f->host, i, "value 13 is not allowed here");
+        } else if (script.ngot < NREC * 2) {
+            script.got[script.ngot++] = k;
+        }
+    }
+    pthread_mutex_unlock(&script.mu);
+    return rc;
+}
+
+static int flaky_flush(void *ctx, struct mr_err *err)
+{
+    (void)ctx;
+    (void)err;
+    return MR_SINK_OK;
+}
+
+static void flaky_fini(void *ctx)
+{
+    (void)ctx;
+}
+
+static const struct mr_field no_fields[] = {{0}};
+static const struct mr_plugin flaky_plugin = {
+    .kind = MR_PLUGIN_OUTPUT,
+    .name = "flaky",
+    .help = "test",
+    .conf = {.fields = no_fields, .size = 1},
+    .ctx_size = sizeof(struct flaky),
+    .output = {.init = flaky_init, .write = flaky_write, .flush = flaky_flush, .fini = flaky_fini},
+};
+
+/* ---- fixture: a journal with NREC records in topic "src", an env, a config */
+
+struct fixture {
+    char dir[256];
+    struct mr_journal *journal;
+    struct mr_names *names;
+    struct mr_metrics *metrics;
+    struct mr_config *cfg;
+    struct mr_engine_env env;
+    struct mr_plugin_conf pc;
+};
+
+static const char yaml[] = "inputs: {src: {type: stdin}}\n"
+                           "outputs:\n"
+                           "  flaky:\n"
+                           "    type: stdout\n"
+                           "    delivery: {retry_min: 10ms, retry_max: 40ms, circuit_failures: 3,\n"
+                           "               circuit_open: 300ms}\n"
+                           "pipelines: {p: {from: [src], to: [flaky]}}\n";
+
+static void fixture_open(struct fixture *fx)
+{
+    memset(fx, 0, sizeof(*fx));
+    assert_int_equal(mr_test_tmpdir_create(fx->dir, sizeof(fx->dir), "mr_delivery"), 0);
+    static struct mr_config_errors errs;
+    int rc = mr_config_load_buffer(&fx->cfg, "plant.yaml", yaml, strlen(yaml), NULL, &errs);
+    if (rc != 0) {
+        fprintf(stderr, "%s\n", errs.msg[0]);
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(mr_names_create(&fx->names, 1024, 1 << 16), 0);
+    assert_int_equal(mr_metrics_create(&fx->metrics), 0);
+    struct mr_journal_options o;
+    mr_journal_options_init(&o);
+    o.dir = fx->dir;
+    struct mr_err err;
+    assert_int_equal(mr_journal_open(&o, &fx->journal, NULL, &err), 0);
+    fx->env = (struct mr_engine_env){.journal = fx->journal,
+                                     .journal_dir = fx->dir,
+                                     .names = fx->names,
+                                     .metrics = fx->metrics,
+                                     .cfg = fx->cfg};
+    pthread_mutex_init(&fx->env.data_mu, NULL);
+    pthread_cond_init(&fx->env.data_cv, NULL);
+    fx->pc = fx->cfg->outputs.items[0];
+    fx->pc.plugin = &flaky_plugin;
+
+    struct mr_journal_topic *t;
+    assert_int_equal(mr_engine_topic(&fx->env, "src", &t, &err), 0);
+    struct mr_topic_writer w;
+    assert_int_equal(mr_topic_writer_init(&w, t, fx->names, MR_BATCH_DEFAULT_CAP), 0);
+    mr_name_id asset, signal;
+    assert_int_equal(mr_names_intern(fx->names, "s/a/l/m", 7, &asset), 0);
+    assert_int_equal(mr_names_intern(fx->names, "temp", 4, &signal), 0);
+    for (int i = 0; i < NREC; i++) {
+        struct mr_record r = {.time_ns = T0 + i * 1000000LL,
+                              .asset = asset,
+                              .signal = signal,
+                              .type = MR_VALUE_F64,
+                              .quality = MR_QUALITY_GOOD,
+                              .v.f64 = i};
+        assert_int_equal(mr_topic_writer_add(&w, &r), 0);
+        if (i % 50 == 49) { /* several journal batches */
+            assert_int_equal(mr_topic_writer_flush(&w), 0);
+        }
+    }
+    assert_int_equal(mr_topic_writer_sync(&w), 0);
+    mr_topic_writer_fini(&w);
+
+    pthread_mutex_lock(&script.mu);
+    script.fail_next = 0;
+    script.fatal = false;
+    script.attempts = 0;
+    script.ngot = 0;
+    pthread_mutex_unlock(&script.mu);
+}
+
+static void fixture_close(struct fixture *fx)
+{
+    assert_int_equal(mr_journal_close(fx->journal), 0);
+    mr_metrics_destroy(fx->metrics);
+    mr_names_destroy(fx->names);
+    mr_config_destroy(fx->cfg);
+    pthread_mutex_destroy(&fx->env.data_mu);
+    pthread_cond_destroy(&fx->env.data_cv);
+    assert_int_equal(mr_test_tmpdir_remove(fx->dir), 0);
+}
+
+static struct mr_delivery *start(struct fixture *fx)
+{
+    const char *topics[] = {"src"};
+    struct mr_delivery *d = NULL;
+    struct mr_err err;
+    mr_err_clear(&err);
+    int rc = mr_delivery_create(&d, &fx->env, &fx->pc, topics, 1, &err);
+    if (rc != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(mr_delivery_start(d, &err), 0);
+    return d;
+}
+
+/* The value of one metric line "NAME{output=\"outputs.flaky\"} V", or -1 if absent. */
+static double metric(struct fixture *fx, const char *name)
+{
+    static char buf[1 << 16];
+    assert_true(mr_metrics_render(fx->metrics, buf, sizeof(buf), NULL) > 0);
+    char key[160];
+    snprintf(key, sizeof(key), "\n%s{output=\"outputs.flaky\"} ", name);
+    const char *p = strstr(buf, key);
+    return p != NULL ? strtod(p + strlen(key), NULL) : -1;
+}
+
+static size_t delivered(void)
+{
+    pthread_mutex_lock(&script.mu);
+    size_t n = script.ngot;
+    pthread_mutex_unlock(&script.mu);
+    return n;
+}
+
+static bool wait_delivered(size_t n)
+{
+    for (int i = 0; i < WAIT_S * 100; i++) {
+        if (delivered() >= n) {
+            return true;
+        }
+        mr_clock_sleep_ns(10 * 1000000LL);
+    }
+    return false;
+}
+
+static int64_t cursor(struct fixture *fx)
+{
+    struct mr_journal_topic *t = mr_journal_topic_find(fx->journal, "src");
+    int64_t pos = -1;
+    struct mr_err err;
+    assert_int_equal(mr_journal_cursor_get(t, "output.flaky", 0, &pos, &err), 0);
+    return pos;
+}
+
+/* ---- tests */
+
+static void test_delivery_conf_parsed(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    fixture_open(&fx);
+    const struct mr_delivery_conf *c = &fx.cfg->outputs.items[0].delivery;
+    assert_int_equal(c->retry_min_ns, 10 * 1000000LL);
+    assert_int_equal(c->retry_max_ns, 40 * 1000000LL);
+    assert_int_equal(c->circuit_failures, 3);
+    assert_int_equal(c->circuit_open_ns, 300 * 1000000LL);
+    assert_null(c->dead_letter_topic);
+    fixture_close(&fx);
+
+    static const struct {
+        const char *yaml;
+        const char *message;
+    } bad[] = {
+        {"outputs: {o: {type: stdout, delivery: {retry_min: 1s, retry_max: 100ms}}}\n",
+         "retry_max must not be shorter than retry_min"},
+        {"outputs: {o: {type: stdout, delivery: {circuit_failures: 0}}}\n", "circuit_failures"},
+        {"outputs: {o: {type: stdout, delivery: {retries: 3}}}\n", "retries"},
+        {"outputs: {o: {type: stdout, delivery: 5}}\n", "expected a section"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct mr_config *cfg = NULL;
+        static struct mr_config_errors errs;
+        memset(&errs, 0, sizeof(errs));
+        int rc =
+            mr_config_load_buffer(&cfg, "bad.yaml", bad[i].yaml, strlen(bad[i].yaml), NULL, &errs);
+        assert_int_equal(rc, MR_ECONFIG);
+        assert_true(errs.n > 0);
+        if (strstr(errs.msg[0], bad[i].message) == NULL ||
+            strstr(errs.msg[0], "delivery") == NULL) {
+            fail_msg("case %zu: '%s' not in: %s", i, bad[i].message, errs.msg[0]);
+        }
+    }
+}
+
+/* Every record once, in order, the unlucky one on the dead-letter topic with its reason. */
+static void test_delivers_in_order_and_dead_letters_rejects(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    fixture_open(&fx);
+    struct mr_delivery *d = start(&fx);
+    assert_true(wait_delivered(NREC - 1));
+    mr_delivery_stop(d, true, 2000);
+    mr_delivery_destroy(d);
+
+    assert_int_equal(delivered(), NREC - 1);
+    for (size_t i = 0, k = 0; i < NREC; i++) {
+        if (i != UNLUCKY) {
+            assert_int_equal(script.got[k++], (int64_t)i);
+        }
+    }
+    assert_int_equal(cursor(&fx), NREC);
+    assert_true(metric(&fx, "millrace_output_rejected_total") == 1);
+    assert_true(metric(&fx, "millrace_output_delivered_total") >= NREC - 1);
+    assert_true(metric(&fx, "millrace_output_state") == 0);
+    assert_true(metric(&fx, "millrace_output_lag_records") == 0);
+
+    struct mr_journal_topic *dlq = mr_journal_topic_find(fx.journal, "deadletter.flaky");
+    assert_non_null(dlq);
+    struct mr_journal_reader *r;
+    assert_int_equal(mr_journal_reader_create(dlq, 0, MR_JOURNAL_EARLIEST, &r), 0);
+    struct mr_batch_record br;
+    assert_int_equal(mr_journal_reader_next(r, &br), 0);
+    struct mr_record rec;
+    struct mr_err err;
+    assert_int_equal(mr_record_decode(&rec, fx.names, br.value, (size_t)br.value_len, &err), 0);
+    assert_true(rec.v.f64 == UNLUCKY);
+    bool found = false;
+    size_t pos = 0;
+    struct mr_batch_header h;
+    while (mr_batch_header_next(&br, &pos, &h) == 0) {
+        if (h.key_len == 9 && memcmp(h.key, "mr.reject", 9) == 0) {
+            found = h.value_len == 28 && memcmp(h.value, "value 13 is not allowed here", 28) == 0;
+        }
+    }
+    assert_true(found);
+    assert_int_not_equal(mr_journal_reader_next(r, &br), 0); /* just the one */
+    mr_journal_reader_destroy(r);
+    fixture_close(&fx);
+}
+
+/* A destination down for a while: backoff, then the open circuit rests between probes; when it
+ * comes back everything arrives once. */
+static void test_retry_then_circuit_then_recovery(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    fixture_open(&fx);
+    pthread_mutex_lock(&script.mu);
+    script.fail_next = FAIL_ALL;
+    pthread_mutex_unlock(&script.mu);
+    struct mr_delivery *d = start(&fx);
+
+    int64_t t0 = mr_clock_mono_ns();
+    bool opened = false;
+    while (mr_clock_mono_ns() - t0 < 1500 * 1000000LL) {
+        opened |= metric(&fx, "millrace_output_state") == 2;
+        mr_clock_sleep_ns(10 * 1000000LL);
+    }
+    assert_true(opened);
+    pthread_mutex_lock(&script.mu);
+    int attempts = script.attempts;
+    script.fail_next = 0;
+    pthread_mutex_unlock(&script.mu);
+    /* 3 quick attempts (10, 20 ms waits), then one probe per 300 ms: about 8 in 1.5 s; without
+     * the circuit it would be ~40 (40 ms each). Fewer is fine (a slow machine). */
+    assert_in_range(attempts, 3, 10);
+    assert_true(metric(&fx, "millrace_output_retries_total") >= 3);
+    assert_true(metric(&fx, "millrace_output_lag_records") == NREC);
+
+    assert_true(wait_delivered(NREC - 1));
+    for (int i = 0; i < 200 && metric(&fx, "millrace_output_state") != 0; i++) {
+        mr_clock_sleep_ns(10 * 1000000LL);
+    }
+    assert_true(metric(&fx, "millrace_output_state") == 0);
+    mr_delivery_stop(d, true, 2000);
+    mr_delivery_destroy(d);
+    assert_int_equal(delivered(), NREC - 1);
+    for (size_t i = 0, k = 0; i < NREC; i++) {
+        if (i != UNLUCKY) {
+            assert_int_equal(script.got[k++], (int64_t)i);
+        }
+    }
+    assert_int_equal(cursor(&fx), NREC);
+    fixture_close(&fx);
+}
+
+/* FATAL stops the output: state 3, nothing committed past what was confirmed. */
+static void test_fatal_stops_and_keeps_records(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    fixture_open(&fx);
+    pthread_mutex_lock(&script.mu);
+    script.fatal = true;
+    pthread_mutex_unlock(&script.mu);
+    struct mr_delivery *d = start(&fx);
+    for (int i = 0; i < 500 && metric(&fx, "millrace_output_state") != 3; i++) {
+        mr_clock_sleep_ns(10 * 1000000LL);
+    }
+    assert_true(metric(&fx, "millrace_output_state") == 3);
+    mr_delivery_stop(d, true, 200);
+    mr_delivery_destroy(d);
+    assert_int_equal(delivered(), 0);
+    struct mr_journal_topic *t = mr_journal_topic_find(fx.journal, "src");
+    int64_t pos = -1;
+    struct mr_err err;
+    int rc = mr_journal_cursor_get(t, "output.flaky", 0, &pos, &err);
+    assert_true(rc == MR_ENOENT || pos == 0);
+    fixture_close(&fx);
+}
+
+int main(void)
+{
+    mr_log_set_level(MR_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_delivery_conf_parsed),
+        cmocka_unit_test(test_delivers_in_order_and_dead_letters_rejects),
+        cmocka_unit_test(test_retry_then_circuit_then_recovery),
+        cmocka_unit_test(test_fatal_stops_and_keeps_records),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
