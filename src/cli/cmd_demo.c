@@ -21,7 +21,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: millrace demo [--duration TIME] [--speed X] [--data-dir DIR]\n"
-            "                     [--config FILE] [--set key.path=value ...] [--print-config]\n\n"
+            "                     [--config FILE] [--set key.path=value ...] [--print-config]\n"
+            "                     [--http HOST:PORT]\n\n"
             "Runs a simulated plant (a site, two lines, six machines) through the journal, the\n"
             "stream engine and its analytics, printing a live summary every few seconds until\n"
             "Ctrl-C (or --duration, e.g. 60s). The configuration is examples/demo.yaml, built\n"
@@ -29,7 +30,8 @@ static void usage(FILE *out)
             "  --duration TIME  stop after TIME of wall-clock time (e.g. 30s, 5m)\n"
             "  --speed X        simulated time runs X times faster than real time (default 1)\n"
             "  --data-dir DIR   where the journal and checkpoints go (default ./millrace-demo);\n"
-            "                   a second run continues where the first stopped\n");
+            "                   a second run continues where the first stopped\n"
+            "  --http HOST:PORT where /metrics and the HTTP API listen (default 127.0.0.1:8080)\n");
 }
 
 int mr_cli_demo(int argc, char **argv)
@@ -82,6 +84,10 @@ int mr_cli_demo(int argc, char **argv)
             ro.path = v;
         } else if (strcmp(a, "--set") == 0) {
             sets[nsets++] = v;
+        } else if (strcmp(a, "--http") == 0) {
+            snprintf(sets_buf[nsets], sizeof(sets_buf[0]), "http.listen=%s", v);
+            sets[nsets] = sets_buf[nsets];
+            nsets++;
         } else {
             usage(stderr);
             return 2;

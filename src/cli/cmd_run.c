@@ -25,9 +25,10 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: millrace run CONFIG [--set key.path=value ...] [--log-level LEVEL]\n"
-            "                           [--drain-timeout SECONDS]\n\n"
+            "                           [--drain-timeout SECONDS] [--http HOST:PORT]\n\n"
             "Runs the inputs, pipelines and outputs of CONFIG until SIGTERM or Ctrl-C, which\n"
             "drain and checkpoint before exiting. SIGHUP reloads CONFIG without losing data.\n"
+            "--http sets http.listen (/metrics, the HTTP API), default 127.0.0.1:8080.\n"
             "Exit 0 after an orderly stop, 1 when CONFIG is invalid or cannot start, 2 usage.\n");
 }
 
@@ -40,9 +41,14 @@ int mr_cli_run(int argc, char **argv)
     }
     struct mr_run_options ro = {.sets = sets, .drain_timeout_ms = 10000};
     const char *path = NULL;
+    char http_set[300];
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) {
             sets[ro.nsets++] = argv[++i];
+        } else if (strcmp(argv[i], "--http") == 0 && i + 1 < argc) {
+            /* the same as --set http.listen=ADDR; validated with the configuration */
+            snprintf(http_set, sizeof(http_set), "http.listen=%s", argv[++i]);
+            sets[ro.nsets++] = http_set;
         } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
             enum mr_log_level lvl;
             if (mr_log_level_parse(argv[++i], &lvl) != 0) {

@@ -83,9 +83,10 @@ promtool check metrics <"$T/metrics" >"$T/promtool" 2>&1 || { cat "$T/promtool" 
 get /nope 2>"$T/code" >/dev/null || true
 grep -q "HTTP 404" "$T/code" || fail "unknown path: $(cat "$T/code")"
 
-# A second engine with the same port: a warning, and it runs anyway.
-sed "s|$T/data|$T/data2|" "$T/run.yaml" >"$T/run2.yaml"
-"$MILLRACE" run "$T/run2.yaml" </dev/null >/dev/null 2>"$T/log2" &
+# A second engine with the same port, given by --http instead of the file: a warning naming
+# that address, and it runs anyway.
+sed -e "s|$T/data|$T/data2|" -e '/^http:/d' "$T/run.yaml" >"$T/run2.yaml"
+"$MILLRACE" run "$T/run2.yaml" --http "127.0.0.1:$port" </dev/null >/dev/null 2>"$T/log2" &
 pid2=$!
 for _ in $(seq 1 100); do grep -q "running:" "$T/log2" && break; sleep 0.1; done
 grep -q "metrics are not served over HTTP: cannot listen on 127.0.0.1:$port" "$T/log2" || fail "busy port not reported: $(cat "$T/log2")"
