@@ -4,10 +4,10 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libuv yaml-0.1 jansson libmodbus libprotobuf-c libpq zlib libcurl openssl
-# libmosquitto is no runtime dependency (the mqtt input has its own client): unit tests and the
-# benchmarks use it as an independent MQTT peer (publisher, null subscriber).
-PEER_PKGS := libmosquitto
+PKGS    := libuv yaml-0.1 jansson libmodbus libprotobuf-c libpq zlib libcurl openssl rdkafka \
+           libmosquitto
+# libmosquitto: the mqtt output publishes with it (the mqtt input has its own client); unit tests
+# and the benchmarks also use it as an independent MQTT peer (publisher, subscriber).
 # Only the benchmarks link KissFFT and libmicrohttpd: the peers our own FFT (src/analytics/fft.c)
 # and HTTP server (src/web/http_server.c) are measured against.
 BENCH_PKGS := kissfft-float libmicrohttpd
@@ -57,7 +57,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(O)/bench/%)
 LIB := $(O)/libmillrace.a
 BIN := $(O)/millrace
 
-.PHONY: all lib test unit-tests demo bench fmt fmt-check fuzz fuzz-smoke docs docs-check valgrind deps clean
+.PHONY: print-pkgs all lib test unit-tests demo bench fmt fmt-check fuzz fuzz-smoke docs docs-check valgrind deps clean
 
 all: $(BIN)
 lib: $(LIB)
@@ -94,14 +94,18 @@ $(BIN): $(CLI_OBJ) $(DEMO_CONF_OBJ) $(LIB)
 $(O)/tests/%: tests/unit/%.c $(TEST_SUPPORT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit $< $(TEST_SUPPORT_OBJ) $(LIB) $(LDFLAGS) $(PKG_LIBS) \
-	    $(shell pkg-config --libs $(PEER_PKGS) 2>/dev/null) -lcmocka -o $@
+	    -lcmocka -o $@
 
 $(O)/bench/%: bench/%.c $(wildcard bench/*.h) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(shell pkg-config --cflags $(BENCH_PKGS) 2>/dev/null) $< $(LIB) \
-	    $(LDFLAGS) $(PKG_LIBS) $(shell pkg-config --libs $(BENCH_PKGS) $(PEER_PKGS) 2>/dev/null) -o $@
+	    $(LDFLAGS) $(PKG_LIBS) $(shell pkg-config --libs $(BENCH_PKGS) 2>/dev/null) -o $@
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_SUPPORT_OBJ:.o=.d)
+
+# The runtime packages, for scripts that build outside make (tests/fuzz/run.sh).
+print-pkgs:
+	@echo $(PKGS)
 
 deps:
 	@scripts/install-deps.sh build

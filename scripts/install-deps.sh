@@ -27,13 +27,14 @@ BUILD_PKGS=(
     "libpq-dev:PostgreSQL client (the postgres_cdc input)"
     "libhttp-parser-dev:HTTP/1.1 request parser (src/web/http_server.c)"
     "zlib1g-dev:gzip/deflate request bodies (the HTTP server)"
-    "libcurl4-openssl-dev:HTTP client of the HTTP server's unit test (in PKGS)"
+    "libcurl4-openssl-dev:HTTP client of the forward, influxdb and http outputs"
+    "librdkafka-dev:Kafka producer (kafka output); its mock cluster is the tests' Kafka peer"
+    "libmosquitto-dev:MQTT client of the mqtt output (publishing, Sparkplug B edge node)"
 )
 
 TEST_PKGS=(
     "${BUILD_PKGS[@]}"
     "libcmocka-dev:unit test framework"
-    "libmosquitto-dev:independent MQTT client peer in the MQTT unit tests"
     "openssl:the TLS test makes a throwaway CA and broker certificate"
     "clang-14:libFuzzer targets (tests/fuzz)"
     "libclang-rt-14-dev:libFuzzer and sanitizer runtimes for clang-14"
@@ -48,9 +49,9 @@ TEST_PKGS=(
     "python3-serial-asyncio:imported by pymodbus.server"
     "mosquitto:MQTT broker started by the MQTT tests on their own port"
     "mosquitto-clients:mosquitto_pub in the MQTT tests"
-    "postgresql:PostgreSQL 15 server, started by the postgres_cdc integration test"
-    "postgresql-client:psql and pg_isready for the postgres_cdc integration test"
-    # Integration peers go here (influxdb, ...).
+    "influxdb:InfluxDB 1.6 server started by the influxdb output tests on their own ports; its service is not started"
+    "postgresql:PostgreSQL 15 server, started by the postgres_cdc and postgresql output tests"
+    "postgresql-client:psql and pg_isready for the PostgreSQL tests"
 )
 
 BENCH_PKGS=(
@@ -59,7 +60,6 @@ BENCH_PKGS=(
     "libkissfft-dev:KissFFT, the peer of our FFT in bench/fft_speed.c"
     "libmicrohttpd-dev:libmicrohttpd, the peer of our HTTP server in bench/http_server.c"
     "mosquitto:MQTT broker started by bench/mqtt_ingest on its own port"
-    "libmosquitto-dev:the publisher and null subscriber of bench/mqtt_ingest"
 )
 
 # npm packages come from a package.json (and its lock file) in these folders, installed with

@@ -34,7 +34,12 @@ extern const struct mr_plugin mr_operator_vibration;
 extern const struct mr_plugin mr_operator_window;
 extern const struct mr_plugin mr_output_file;
 extern const struct mr_plugin mr_output_forward;
+extern const struct mr_plugin mr_output_http;
+extern const struct mr_plugin mr_output_influxdb;
+extern const struct mr_plugin mr_output_kafka;
 extern const struct mr_plugin mr_output_modbus_write;
+extern const struct mr_plugin mr_output_mqtt;
+extern const struct mr_plugin mr_output_postgresql;
 extern const struct mr_plugin mr_output_prometheus_client;
 extern const struct mr_plugin mr_output_stdout;
 extern const struct mr_plugin mr_output_summary;
@@ -57,13 +62,10 @@ static const struct mr_plugin *const operators[] = {
 };
 
 static const struct mr_plugin *const outputs[] = {
-    &mr_output_file,
-    &mr_output_forward,
-    &mr_output_modbus_write,
-    &mr_output_prometheus_client,
-    &mr_output_stdout,
-    &mr_output_summary,
-    NULL,
+    &mr_output_file,     &mr_output_forward,    &mr_output_http,
+    &mr_output_influxdb, &mr_output_kafka,      &mr_output_modbus_write,
+    &mr_output_mqtt,     &mr_output_postgresql, &mr_output_prometheus_client,
+    &mr_output_stdout,   &mr_output_summary,    NULL,
 };
 
 static const struct mr_plugin *const *list_of(enum mr_plugin_kind kind)

@@ -266,15 +266,18 @@ typedef void (*mr_journal_ack_cb)(void *arg, int status, uint32_t partition, int
                                   uint32_t count);
 
 /* Flags for mr_journal_append. */
-#define MR_JOURNAL_APPEND_NOWAIT 0x1u /* queue full: return MR_EAGAIN instead of blocking */
-#define MR_JOURNAL_APPEND_TAKE   0x2u /* take ownership of `batch` (an mr_malloc block) */
+#define MR_JOURNAL_APPEND_NOWAIT  0x1u /* queue full: return MR_EAGAIN instead of blocking */
+#define MR_JOURNAL_APPEND_TAKE    0x2u /* take ownership of `batch` (an mr_malloc block) */
+/* The batch was just finished by mr_batch_builder_finish in this process (a trusted producer):
+ * its CRC is not computed a second time; its layout is still checked. */
+#define MR_JOURNAL_APPEND_TRUSTED 0x4u
 
 /* Queue one finished batch (e.g. from mr_batch_builder_finish) for `partition`. The batch is
- * checked (layout, CRC, lastOffsetDelta == count-1, size <= max_batch_bytes) on the calling
- * thread; its base offset bytes are overwritten with the assigned offset. Without
- * MR_JOURNAL_APPEND_TAKE the bytes are copied and the caller may reuse them at once; with it
- * the journal frees `batch` with mr_free after the ack (on error the caller keeps it).
- * Back-pressure: while queue_max_bytes are in flight, blocks (or MR_EAGAIN with NOWAIT, or
+ * checked (layout, CRC unless MR_JOURNAL_APPEND_TRUSTED, lastOffsetDelta == count-1, size <=
+ * max_batch_bytes) on the calling thread; its base offset bytes are overwritten with the assigned
+ * offset. Without MR_JOURNAL_APPEND_TAKE the bytes are copied and the caller may reuse them at
+ * once; with it the journal frees `batch` with mr_free after the ack (on error the caller keeps
+ * it). Back-pressure: while queue_max_bytes are in flight, blocks (or MR_EAGAIN with NOWAIT, or
  * when called from the writer thread). Returns 0 (cb will be called exactly once), or an error
  * (cb is never called): MR_EINVAL/MR_ECORRUPT bad batch, MR_ETOOBIG, MR_EAGAIN, MR_EROFS,
  * MR_ECLOSED. */

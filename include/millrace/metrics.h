@@ -44,7 +44,7 @@ void mr_histogram_observe(struct mr_histogram *h, double v);
  * rather than pushed (e.g. the journal's disk use). It must not call back into the registry
  * except mr_gauge_set/mr_counter_add. At most MR_METRICS_MAX_COLLECTORS; add returns 0 or
  * MR_ETOOBIG. Remove before arg goes away. */
-#define MR_METRICS_MAX_COLLECTORS 8
+#define MR_METRICS_MAX_COLLECTORS 128 /* one per output, a few more */
 int mr_metrics_collector_add(struct mr_metrics *m, void (*fn)(void *arg), void *arg);
 void mr_metrics_collector_remove(struct mr_metrics *m, void (*fn)(void *arg), void *arg);
 

@@ -1,6 +1,6 @@
 /* Delivery: one thread per output, draining the topics that feed it through a journal cursor.
  *
- *   topics --reader--> decode --> output.write --OK--> (every second) flush, commit cursor
+ *   topics --reader--> decode --> output.write --OK--> (every 250 ms) flush, commit cursor
  *                                      |RETRY--> wait, same batch again
  *                                      |FATAL--> stop delivering; the cursor stays, nothing lost
  *
@@ -28,7 +28,7 @@
 #include "millrace/log.h"
 
 #define CHUNK         1024
-#define COMMIT_NS     (1000 * 1000000LL)
+#define COMMIT_NS     (250 * 1000000LL) /* cursor saves: 2 fsyncs each; bounds re-delivery */
 #define SLEEP_STEP_NS (50 * 1000000LL)
 
 enum output_state { /* millrace_output_state */
@@ -49,9 +49,10 @@ struct dsource {
     struct mr_journal_topic *topic;
     uint32_t partition;
     struct mr_journal_reader *reader;
-    int64_t position;  /* next offset to deliver */
-    int64_t committed; /* last committed position */
-    int64_t oldest_ms; /* record time of the batch at position (-1: none read yet) */
+    /* position and oldest_ms are also read by the metrics collector (another thread) */
+    _Atomic int64_t position;  /* next offset to deliver */
+    int64_t committed;         /* last committed position */
+    _Atomic int64_t oldest_ms; /* record time of the batch at position (-1: none read yet) */
 };
 
 struct mr_delivery {
@@ -93,6 +94,7 @@ struct mr_delivery {
     size_t rejects_lost; /* more than CHUNK in one write: counted, not kept */
     char dlq_name[320];
     struct mr_topic_writer *dlq; /* opened at the first rejection */
+    bool collecting;             /* update_lag is a metrics collector */
 };
 
 static void host_reject(struct mr_output_host *host, size_t index, const char *reason)
@@ -179,9 +181,11 @@ static int64_t lag_of(struct mr_delivery *d)
 }
 
 /* Lag in records, in seconds (record time of the oldest batch not yet confirmed) and in bytes
- * (estimated from each partition's average record size). */
-static void update_lag(struct mr_delivery *d)
+ * (estimated from each partition's average record size). A metrics collector: it runs at every
+ * scrape, so the lag is current even while the output thread waits in a long write. */
+static void update_lag(void *arg)
 {
+    struct mr_delivery *d = arg;
     int64_t lag = 0, oldest = -1;
     double bytes = 0;
     for (size_t i = 0; i < d->nsources; i++) {
@@ -288,7 +292,6 @@ static bool deliver(struct mr_delivery *d, const struct dsource *s, size_t n)
             return false;
         }
         mr_counter_add(d->m_retries, 1);
-        update_lag(d); /* the backlog grows while the peer is away */
         int64_t wait;
         if (++d->failures >= d->conf.circuit_failures) {
             wait = d->conf.circuit_open_ns;
@@ -432,7 +435,6 @@ static void *delivery_main(void *arg)
         int64_t now = mr_clock_mono_ns();
         if (now >= next_commit) {
             commit(d);
-            update_lag(d);
             next_commit = now + COMMIT_NS;
         }
         if (done == 0 && !atomic_load(&d->stop)) {
@@ -569,6 +571,10 @@ int mr_delivery_create(struct mr_delivery **out, struct mr_engine_env *env,
                                   labels, &d->m_state);
         }
     }
+    if (rc == 0 && mr_metrics_collector_add(env->metrics, update_lag, d) != 0) {
+        rc = MR_ERR_SET(err, MR_ETOOBIG, "%s: too many outputs for the metrics registry", pc->path);
+    }
+    d->collecting = rc == 0;
     if (rc == 0) {
         d->ctx = mr_calloc(1, pc->plugin->ctx_size != 0 ? pc->plugin->ctx_size : 1);
         struct mr_err e;
@@ -620,6 +626,9 @@ void mr_delivery_destroy(struct mr_delivery *d)
         return;
     }
     mr_delivery_stop(d, false, 0);
+    if (d->collecting) {
+        mr_metrics_collector_remove(d->env->metrics, update_lag, d);
+    }
     if (d->ready) {
         d->pc->plugin->output.fini(d->ctx);
     }

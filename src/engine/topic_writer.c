@@ -104,7 +104,8 @@ static int append_partition(struct mr_topic_writer *w, uint32_t p)
         pthread_mutex_unlock(&w->mu);
         /* Copied by the journal: the builder is reusable at once. Blocks while the journal's
          * queue is full, which is the back-pressure that keeps memory bounded. */
-        rc = mr_journal_append(w->topic, p, (void *)data, len, 0, on_ack, w);
+        rc =
+            mr_journal_append(w->topic, p, (void *)data, len, MR_JOURNAL_APPEND_TRUSTED, on_ack, w);
         if (rc == 0) {
             w->bytes_appended += len;
         } else {

@@ -41,6 +41,27 @@ struct hl_report {
     char msg[HL_MAX_REPORTED][HL_MSG_LEN];
 };
 
+/* What a line protocol series (measurement and tags, as sent) resolves to, cached so a repeated
+ * series costs one hash and one compare instead of building its asset path and interning its
+ * names again. Direct-mapped, fixed size (memory bounded); a series key longer than
+ * HL_SERIES_KEY_MAX is resolved every time. */
+#define HL_SERIES_SLOTS   1024
+#define HL_SERIES_KEY_MAX 192
+#define HL_SIGNAL_SLOTS   1024
+struct hl_series {
+    uint64_t hash;
+    uint32_t key_len; /* 0: empty slot */
+    mr_name_id asset;
+    uint8_t ntags;                         /* the point's tags kept as record tags, in order */
+    uint8_t tag_index[MR_RECORD_MAX_TAGS]; /* ... their index in the point's tags */
+    mr_name_id tag_key[MR_RECORD_MAX_TAGS];
+    char key[HL_SERIES_KEY_MAX];
+};
+struct hl_signal {
+    uint64_t hash; /* of measurement and field key */
+    mr_name_id id; /* "measurement.field", 0: empty slot */
+};
+
 /* Turns one request body at a time into records (all of them, or none). Owns the batch. */
 struct hl_decoder {
     const struct hl_conf *conf;
@@ -54,7 +75,9 @@ struct hl_decoder {
     size_t arena_used;
     size_t arena_cap;
     struct mr_lp_point *lp;
-    json_t *doc; /* JSON body: records borrow its strings until reset */
+    struct hl_series *series;  /* HL_SERIES_SLOTS: series bytes -> asset id and tag keys */
+    struct hl_signal *signals; /* HL_SIGNAL_SLOTS: (measurement, field) -> signal id */
+    json_t *doc;               /* JSON body: records borrow its strings until reset */
 };
 
 int hl_decoder_init(struct hl_decoder *d, const struct hl_conf *conf, struct mr_names *names,

@@ -160,52 +160,109 @@ static int point_asset(const struct hl_decoder *d, const struct mr_lp_point *pt,
     return 0;
 }
 
-/* The record tags of a point: the database tag, then its tags not in asset_tags (up to
- * MR_RECORD_MAX_TAGS). Keys are interned once per line. */
-static int point_tags(struct hl_decoder *d, const struct mr_lp_point *pt, const char *database,
-                      struct mr_tag *tags, uint16_t *n, struct hl_report *rep)
+/* Word-at-a-time hash for the caches below (keys of tens of bytes); h chains a second part. */
+static uint64_t hash_more(uint64_t h, const char *s, size_t len)
 {
-    *n = 0;
-    if (d->database_tag != 0 && database != NULL && database[0] != '\0') {
-        tags[(*n)++] = (struct mr_tag){
-            .key = d->database_tag, .value = {.ptr = database, .len = (uint32_t)strlen(database)}};
+    const uint64_t k1 = 0x9e3779b97f4a7c15ull, k2 = 0xc2b2ae3d27d4eb4full;
+    h ^= (uint64_t)len * k1;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        h = ((h ^ (w * k2)) << 31 | (h ^ (w * k2)) >> 33) * k1;
     }
-    for (size_t i = 0; i < pt->ntags && *n < MR_RECORD_MAX_TAGS; i++) {
+    if (i < len) {
+        uint64_t w = 0;
+        memcpy(&w, s + i, len - i);
+        h = ((h ^ (w * k2)) << 31 | (h ^ (w * k2)) >> 33) * k1;
+    }
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    return h ^ (h >> 32);
+}
+
+/* The cached resolution of pt's series, or NULL. */
+static const struct hl_series *series_find(const struct hl_decoder *d, const struct mr_lp_point *pt,
+                                           uint64_t hash)
+{
+    const struct hl_series *s = &d->series[hash & (HL_SERIES_SLOTS - 1)];
+    if (s->key_len == pt->series.len && s->hash == hash &&
+        memcmp(s->key, pt->series.ptr, pt->series.len) == 0) {
+        return s;
+    }
+    return NULL;
+}
+
+/* Resolve pt's series into *s: intern the asset path and the keys of the tags kept as record
+ * tags (those not in asset_tags, up to MR_RECORD_MAX_TAGS). */
+static int series_resolve(struct hl_decoder *d, const struct mr_lp_point *pt, const char *asset,
+                          size_t alen, struct hl_series *s, struct hl_report *rep)
+{
+    int rc = intern(d, asset, alen, &s->asset, rep);
+    s->ntags = 0;
+    for (size_t i = 0; rc == 0 && i < pt->ntags && s->ntags < MR_RECORD_MAX_TAGS; i++) {
         if (in_list(&d->conf->asset_tags, &pt->tags[i].key)) {
             continue;
         }
-        mr_name_id key;
-        int rc = intern(d, pt->tags[i].key.ptr, pt->tags[i].key.len, &key, rep);
-        if (rc != 0) {
-            return rc;
-        }
-        tags[(*n)++] = (struct mr_tag){.key = key, .value = pt->tags[i].value};
+        rc = intern(d, pt->tags[i].key.ptr, pt->tags[i].key.len, &s->tag_key[s->ntags], rep);
+        s->tag_index[s->ntags++] = (uint8_t)i;
     }
-    return 0;
+    return rc;
+}
+
+/* The signal id of measurement.field (interned on a miss into buf, NAME_MAX_LEN bytes). */
+static int signal_id(struct hl_decoder *d, const struct mr_lp_point *pt, uint64_t mhash,
+                     const struct mr_lp_field *f, char *buf, mr_name_id *id, struct hl_report *rep)
+{
+    const struct mr_bytes *m = &pt->measurement;
+    uint64_t h = hash_more(mhash, f->key.ptr, f->key.len);
+    struct hl_signal *slot = &d->signals[h & (HL_SIGNAL_SLOTS - 1)];
+    if (slot->id != 0 && slot->hash == h) {
+        size_t len = 0;
+        const char *str = mr_names_str(d->names, slot->id, &len);
+        if (str != NULL && len == (size_t)m->len + 1 + f->key.len &&
+            memcmp(str, m->ptr, m->len) == 0 && str[m->len] == '.' &&
+            memcmp(str + m->len + 1, f->key.ptr, f->key.len) == 0) {
+            *id = slot->id;
+            return 0;
+        }
+    }
+    size_t k = 0;
+    append(buf, &k, m->ptr, m->len);
+    append(buf, &k, ".", 1);
+    append(buf, &k, f->key.ptr, f->key.len);
+    int rc = intern(d, buf, k, id, rep);
+    if (rc == 0) {
+        *slot = (struct hl_signal){.hash = h, .id = *id};
+    }
+    return rc;
 }
 
 /* Check one parsed line and, when store, append its records. Returns 0, MR_EPARSE (a problem
- * of the line, reported), or another code (ours, reported). */
+ * of the line, reported), or another code (ours, reported). What depends only on the series
+ * (asset path, tag keys) comes from d->series when the same series was seen before. */
 static int lp_point(struct hl_decoder *d, const struct mr_lp_point *pt, size_t line_no,
                     const char *database, int64_t now_ns, bool store, struct hl_report *rep)
 {
     char asset[NAME_MAX_LEN], signal[NAME_MAX_LEN];
     size_t alen = 0;
     const char *why = NULL;
-    int rc = point_asset(d, pt, asset, &alen, &why);
-    if (rc == MR_ENOENT) {
-        problem(rep, "line %zu: tag '%s' (one of asset_tags) is missing", line_no, why);
-        return MR_EPARSE;
-    }
-    if (rc != 0) {
-        problem(rep, "line %zu: %s", line_no, why);
-        return MR_EPARSE;
+    int rc;
+    uint64_t shash = hash_more(0x243f6a8885a308d3ull, pt->series.ptr, pt->series.len);
+    const struct hl_series *s = series_find(d, pt, shash);
+    if (s == NULL) {
+        rc = point_asset(d, pt, asset, &alen, &why);
+        if (rc == MR_ENOENT) {
+            problem(rep, "line %zu: tag '%s' (one of asset_tags) is missing", line_no, why);
+            return MR_EPARSE;
+        }
+        if (rc != 0) {
+            problem(rep, "line %zu: %s", line_no, why);
+            return MR_EPARSE;
+        }
     }
     for (size_t i = 0; i < pt->nfields; i++) {
-        size_t k = 0;
-        if (append(signal, &k, pt->measurement.ptr, pt->measurement.len) != 0 ||
-            append(signal, &k, ".", 1) != 0 ||
-            append(signal, &k, pt->fields[i].key.ptr, pt->fields[i].key.len) != 0) {
+        if ((size_t)pt->measurement.len + 1 + pt->fields[i].key.len >= NAME_MAX_LEN) {
             problem(rep, "line %zu: signal name (measurement.field) longer than %d bytes", line_no,
                     NAME_MAX_LEN - 1);
             return MR_EPARSE;
@@ -214,25 +271,43 @@ static int lp_point(struct hl_decoder *d, const struct mr_lp_point *pt, size_t l
     if (!store) {
         return 0;
     }
-    struct mr_tag tags[MR_RECORD_MAX_TAGS];
-    uint16_t ntags;
-    mr_name_id asset_id;
-    if ((rc = intern(d, asset, alen, &asset_id, rep)) != 0 ||
-        (rc = point_tags(d, pt, database, tags, &ntags, rep)) != 0) {
-        return rc;
-    }
-    for (size_t i = 0; i < pt->nfields; i++) {
-        const struct mr_lp_field *f = &pt->fields[i];
-        size_t k = 0;
-        append(signal, &k, pt->measurement.ptr, pt->measurement.len);
-        append(signal, &k, ".", 1);
-        append(signal, &k, f->key.ptr, f->key.len);
-        struct mr_record *r = &d->recs[d->nrecs];
-        memset(r, 0, offsetof(struct mr_record, tags));
-        if ((rc = intern(d, signal, k, &r->signal, rep)) != 0) {
+    struct hl_series fresh;
+    if (s == NULL) {
+        struct hl_series *slot = &d->series[shash & (HL_SERIES_SLOTS - 1)];
+        bool cacheable = pt->series.len <= HL_SERIES_KEY_MAX;
+        struct hl_series *into = cacheable ? slot : &fresh;
+        if (cacheable) {
+            slot->key_len = 0; /* not valid until resolved */
+        }
+        if ((rc = series_resolve(d, pt, asset, alen, into, rep)) != 0) {
             return rc;
         }
-        r->asset = asset_id;
+        if (cacheable) {
+            slot->hash = shash;
+            memcpy(slot->key, pt->series.ptr, pt->series.len);
+            slot->key_len = pt->series.len;
+        }
+        s = into;
+    }
+    struct mr_tag tags[MR_RECORD_MAX_TAGS];
+    uint16_t ntags = 0;
+    if (d->database_tag != 0 && database != NULL && database[0] != '\0') {
+        tags[ntags++] = (struct mr_tag){
+            .key = d->database_tag, .value = {.ptr = database, .len = (uint32_t)strlen(database)}};
+    }
+    for (size_t i = 0; i < s->ntags && ntags < MR_RECORD_MAX_TAGS; i++) {
+        tags[ntags++] =
+            (struct mr_tag){.key = s->tag_key[i], .value = pt->tags[s->tag_index[i]].value};
+    }
+    uint64_t mhash = hash_more(0x452821e638d01377ull, pt->measurement.ptr, pt->measurement.len);
+    for (size_t i = 0; i < pt->nfields; i++) {
+        const struct mr_lp_field *f = &pt->fields[i];
+        struct mr_record *r = &d->recs[d->nrecs];
+        memset(r, 0, offsetof(struct mr_record, tags));
+        if ((rc = signal_id(d, pt, mhash, f, signal, &r->signal, rep)) != 0) {
+            return rc;
+        }
+        r->asset = s->asset;
         r->time_ns = pt->has_time ? pt->time_ns : now_ns;
         r->quality = MR_QUALITY_GOOD;
         mr_lineproto_field_value(f, r);
@@ -589,7 +664,10 @@ int hl_decoder_init(struct hl_decoder *d, const struct hl_conf *conf, struct mr_
         return MR_ERR_SET(err, rc, "cannot keep the name of database_tag: %s", mr_strerror(rc));
     }
     d->lp = mr_malloc(sizeof(*d->lp));
-    if (d->lp == NULL) {
+    d->series = mr_calloc(HL_SERIES_SLOTS, sizeof(*d->series));
+    d->signals = mr_calloc(HL_SIGNAL_SLOTS, sizeof(*d->signals));
+    if (d->lp == NULL || d->series == NULL || d->signals == NULL) {
+        hl_decoder_fini(d);
         return MR_ERR_SET(err, MR_ENOMEM, "out of memory");
     }
     return 0;
@@ -611,6 +689,10 @@ void hl_decoder_fini(struct hl_decoder *d)
     mr_free(d->recs);
     mr_free(d->arena);
     mr_free(d->lp);
+    mr_free(d->series);
+    mr_free(d->signals);
+    d->series = NULL;
+    d->signals = NULL;
     d->recs = NULL;
     d->arena = NULL;
     d->lp = NULL;

@@ -2,9 +2,10 @@
  *
  * One pass over the line with a cursor; names are borrowed from the line unless they hold
  * escapes, in which case a second, short pass copies them unescaped into the scratch buffer.
- * Numbers are parsed without copying where we can (integers, timestamps); floats go through
- * strtod on a small stack copy after their characters were checked, so "nan", "inf" and hex
- * floats, which InfluxDB refuses, are refused here too.
+ * Bytes are classified through one 256-entry table. Numbers are parsed without copying where we
+ * can (integers, timestamps, short decimal floats through an exact fast path); other floats go
+ * through strtod on a small stack copy after their characters were checked, so "nan", "inf" and
+ * hex floats, which InfluxDB refuses, are refused here too.
  */
 #include "inputs/lineproto.h"
 
@@ -22,9 +23,44 @@ struct cursor {
     size_t cap;
 };
 
-static bool in_set(const char *set, char ch)
+/* Character classes, one table lookup per byte instead of a strchr per byte (the scanner's
+ * inner loop). A name stops at an unescaped character of its STOP class; `\X` is an escape when
+ * X is in its ESC class. '\0' is in no class, as it was in no strchr set. */
+enum {
+    C_STOP_MEAS = 1u << 0,  /* measurement ends: ',' ' ' */
+    C_STOP_KEY = 1u << 1,   /* tag key, field key: '=' ',' ' ' */
+    C_STOP_VALUE = 1u << 2, /* tag value: ',' ' ' */
+    C_ESC_MEAS = 1u << 3,   /* escapable in a measurement: ',' ' ' */
+    C_ESC_NAME = 1u << 4,   /* escapable in tag keys, tag values and field keys: ',' '=' ' ' */
+    C_FLOAT = 1u << 5,      /* may appear in a float: digits . e E + - */
+    C_BACKSLASH = 1u << 6,
+};
+
+static const uint8_t cls[256] = {
+    [','] = C_STOP_MEAS | C_STOP_KEY | C_STOP_VALUE | C_ESC_MEAS | C_ESC_NAME,
+    [' '] = C_STOP_MEAS | C_STOP_KEY | C_STOP_VALUE | C_ESC_MEAS | C_ESC_NAME,
+    ['='] = C_STOP_KEY | C_ESC_NAME,
+    ['\\'] = C_BACKSLASH,
+    ['0'] = C_FLOAT,
+    ['1'] = C_FLOAT,
+    ['2'] = C_FLOAT,
+    ['3'] = C_FLOAT,
+    ['4'] = C_FLOAT,
+    ['5'] = C_FLOAT,
+    ['6'] = C_FLOAT,
+    ['7'] = C_FLOAT,
+    ['8'] = C_FLOAT,
+    ['9'] = C_FLOAT,
+    ['.'] = C_FLOAT,
+    ['e'] = C_FLOAT,
+    ['E'] = C_FLOAT,
+    ['+'] = C_FLOAT,
+    ['-'] = C_FLOAT,
+};
+
+static inline bool is(char ch, unsigned mask)
 {
-    return ch != '\0' && strchr(set, ch) != NULL;
+    return (cls[(unsigned char)ch] & mask) != 0;
 }
 
 static int fail(struct mr_err *err, size_t col, const char *what)
@@ -32,24 +68,33 @@ static int fail(struct mr_err *err, size_t col, const char *what)
     return MR_ERR_SET(err, MR_EPARSE, "column %zu: %s", col + 1, what);
 }
 
-/* A name up to an unescaped character of `stops`; `\X` for X in `escapable` stands for X. */
-static int read_name(struct cursor *c, const char *stops, const char *escapable,
-                     struct mr_bytes *out)
+/* A name up to an unescaped character of class `stops`; `\X` for X of class `escapable`
+ * stands for X. */
+static int read_name(struct cursor *c, unsigned stops, unsigned escapable, struct mr_bytes *out)
 {
     size_t start = c->i;
     bool escaped = false;
-    while (c->i < c->n) {
-        char ch = c->s[c->i];
-        if (ch == '\\' && c->i + 1 < c->n && in_set(escapable, c->s[c->i + 1])) {
-            escaped = true;
-            c->i += 2;
+    const char *s = c->s;
+    size_t i = c->i, n = c->n;
+    unsigned watch = stops | C_BACKSLASH;
+    while (i < n) {
+        char ch = s[i];
+        if (!is(ch, watch)) {
+            i++;
             continue;
         }
-        if (in_set(stops, ch)) {
-            break;
+        if (ch == '\\') {
+            if (i + 1 < n && is(s[i + 1], escapable)) {
+                escaped = true;
+                i += 2;
+            } else {
+                i++;
+            }
+            continue;
         }
-        c->i++;
+        break;
     }
+    c->i = i;
     size_t len = c->i - start;
     if (!escaped) {
         *out = (struct mr_bytes){.ptr = c->s + start, .len = (uint32_t)len};
@@ -61,7 +106,7 @@ static int read_name(struct cursor *c, const char *stops, const char *escapable,
     char *d = c->scratch + c->used;
     size_t k = 0;
     for (size_t j = start; j < c->i; j++) {
-        if (c->s[j] == '\\' && j + 1 < c->i && in_set(escapable, c->s[j + 1])) {
+        if (c->s[j] == '\\' && j + 1 < c->i && is(c->s[j + 1], escapable)) {
             j++;
         }
         d[k++] = c->s[j];
@@ -115,7 +160,86 @@ static int parse_u64(const char *p, size_t len, uint64_t *out)
     return 0;
 }
 
-static int parse_float(const char *p, size_t len, double *out)
+/* 10^0 .. 10^22: every one exactly representable in a double. */
+static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* The common decimal case without strtod: [-]digits[.digits][(e|E)[+-]digits] with at most 19
+ * significant digits, whose mantissa w <= 2^53 and decimal exponent |e| <= 22. Then w and 10^|e|
+ * are exact doubles and one IEEE multiply or divide rounds correctly (Clinger's fast path), so
+ * the result is strtod's bit for bit. Returns false for anything else (the caller asks strtod). */
+static bool float_fast(const char *p, size_t len, double *out)
+{
+    size_t i = 0;
+    bool neg = false;
+    if (i < len && p[i] == '-') {
+        neg = true;
+        i++;
+    }
+    uint64_t w = 0;
+    int sig = 0, exp10 = 0, ndigits = 0;
+    for (; i < len && p[i] >= '0' && p[i] <= '9'; i++, ndigits++) {
+        if (w == 0 && p[i] == '0') {
+            continue; /* leading zeros are not significant */
+        }
+        if (++sig > 19) {
+            return false;
+        }
+        w = w * 10 + (uint64_t)(p[i] - '0');
+    }
+    if (i < len && p[i] == '.') {
+        for (i++; i < len && p[i] >= '0' && p[i] <= '9'; i++, ndigits++) {
+            exp10--;
+            if (w == 0 && p[i] == '0') {
+                continue;
+            }
+            if (++sig > 19) {
+                return false;
+            }
+            w = w * 10 + (uint64_t)(p[i] - '0');
+        }
+    }
+    if (ndigits == 0) {
+        return false;
+    }
+    if (i < len && (p[i] == 'e' || p[i] == 'E')) {
+        i++;
+        bool eneg = false;
+        if (i < len && (p[i] == '+' || p[i] == '-')) {
+            eneg = p[i] == '-';
+            i++;
+        }
+        int e = 0, edigits = 0;
+        for (; i < len && p[i] >= '0' && p[i] <= '9'; i++) {
+            if (++edigits > 4) {
+                return false;
+            }
+            e = e * 10 + (p[i] - '0');
+        }
+        if (edigits == 0) {
+            return false;
+        }
+        exp10 += eneg ? -e : e;
+    }
+    if (i != len || w > (1ull << 53)) {
+        return false;
+    }
+    double v = (double)w;
+    if (w == 0) {
+        v = 0.0;
+    } else if (exp10 >= 0 && exp10 <= 22) {
+        v *= pow10_exact[exp10];
+    } else if (exp10 < 0 && exp10 >= -22) {
+        v /= pow10_exact[-exp10];
+    } else {
+        return false;
+    }
+    *out = neg ? -v : v;
+    return true;
+}
+
+int mr_lineproto_parse_float(const char *p, size_t len, double *out)
 {
     char text[72];
     bool digit = false;
@@ -124,14 +248,16 @@ static int parse_float(const char *p, size_t len, double *out)
     }
     for (size_t i = 0; i < len; i++) {
         char ch = p[i];
-        if (ch >= '0' && ch <= '9') {
-            digit = true;
-        } else if (!in_set(".eE+-", ch)) {
+        if (!is(ch, C_FLOAT)) {
             return MR_EPARSE;
         }
+        digit |= ch >= '0' && ch <= '9';
     }
     if (!digit) {
         return MR_EPARSE;
+    }
+    if (float_fast(p, len, out)) {
+        return 0;
     }
     memcpy(text, p, len);
     text[len] = '\0';
@@ -147,20 +273,22 @@ static int parse_float(const char *p, size_t len, double *out)
     return 0;
 }
 
-static bool token_is(const char *p, size_t len, const char *word)
-{
-    return strlen(word) == len && memcmp(p, word, len) == 0;
-}
-
+/* t, T, true, True, TRUE, f, F, false, False, FALSE. */
 static int parse_bool(const char *p, size_t len, bool *out)
 {
-    static const char *const yes[] = {"t", "T", "true", "True", "TRUE"};
-    static const char *const no[] = {"f", "F", "false", "False", "FALSE"};
-    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-        if (token_is(p, len, yes[i]) || token_is(p, len, no[i])) {
-            *out = token_is(p, len, yes[i]);
-            return 0;
-        }
+    if (len == 1 && (p[0] == 't' || p[0] == 'T' || p[0] == 'f' || p[0] == 'F')) {
+        *out = p[0] == 't' || p[0] == 'T';
+        return 0;
+    }
+    if ((len == 4 &&
+         (memcmp(p, "true", 4) == 0 || memcmp(p, "True", 4) == 0 || memcmp(p, "TRUE", 4) == 0))) {
+        *out = true;
+        return 0;
+    }
+    if ((len == 5 && (memcmp(p, "false", 5) == 0 || memcmp(p, "False", 5) == 0 ||
+                      memcmp(p, "FALSE", 5) == 0))) {
+        *out = false;
+        return 0;
     }
     return MR_EPARSE;
 }
@@ -231,7 +359,7 @@ static int read_value(struct cursor *c, struct mr_lp_field *f, struct mr_err *er
         rc = 0;
     } else {
         f->type = MR_LP_FLOAT;
-        rc = parse_float(p, len, &f->v.f);
+        rc = mr_lineproto_parse_float(p, len, &f->v.f);
     }
     if (rc == MR_ERANGE) {
         return MR_ERR_SET(err, MR_ERANGE, "column %zu: number out of range", start + 1);
@@ -254,7 +382,7 @@ static int read_tags(struct cursor *c, struct mr_lp_point *pt, struct mr_err *er
         }
         struct mr_lp_tag *t = &pt->tags[pt->ntags];
         size_t at = c->i;
-        if (read_name(c, "=, ", ",= ", &t->key) != 0) {
+        if (read_name(c, C_STOP_KEY, C_ESC_NAME, &t->key) != 0) {
             return MR_ERR_SET(err, MR_ETOOBIG, "scratch buffer too small");
         }
         if (t->key.len == 0 || c->i >= c->n || c->s[c->i] != '=') {
@@ -262,7 +390,7 @@ static int read_tags(struct cursor *c, struct mr_lp_point *pt, struct mr_err *er
         }
         c->i++;
         at = c->i;
-        if (read_name(c, ", ", ",= ", &t->value) != 0) {
+        if (read_name(c, C_STOP_VALUE, C_ESC_NAME, &t->value) != 0) {
             return MR_ERR_SET(err, MR_ETOOBIG, "scratch buffer too small");
         }
         if (t->value.len == 0) {
@@ -282,7 +410,7 @@ static int read_fields(struct cursor *c, struct mr_lp_point *pt, struct mr_err *
         }
         struct mr_lp_field *f = &pt->fields[pt->nfields];
         size_t at = c->i;
-        if (read_name(c, "=, ", ",= ", &f->key) != 0) {
+        if (read_name(c, C_STOP_KEY, C_ESC_NAME, &f->key) != 0) {
             return MR_ERR_SET(err, MR_ETOOBIG, "scratch buffer too small");
         }
         if (f->key.len == 0 || c->i >= c->n || c->s[c->i] != '=') {
@@ -345,7 +473,8 @@ int mr_lineproto_parse_line(const char *line, size_t len, enum mr_lp_precision p
     pt->nfields = 0;
     pt->has_time = false;
     pt->time_ns = 0;
-    if (read_name(&c, ", ", ", ", &pt->measurement) != 0) {
+    size_t series_start = c.i;
+    if (read_name(&c, C_STOP_MEAS, C_ESC_MEAS, &pt->measurement) != 0) {
         return MR_ERR_SET(err, MR_ETOOBIG, "scratch buffer too small");
     }
     if (pt->measurement.len == 0) {
@@ -355,6 +484,8 @@ int mr_lineproto_parse_line(const char *line, size_t len, enum mr_lp_precision p
     if (rc != 0) {
         return rc;
     }
+    pt->series =
+        (struct mr_bytes){.ptr = line + series_start, .len = (uint32_t)(c.i - series_start)};
     if (c.i >= c.n || line[c.i] != ' ') {
         return fail(err, c.i, "expected a space and fields after the measurement and tags");
     }

@@ -60,6 +60,9 @@ struct mr_lp_field {
 };
 
 struct mr_lp_point {
+    /* The measurement and tags as sent (escapes kept), always borrowed from the line: what
+     * depends only on the series (asset path, tag names) can be cached under these bytes. */
+    struct mr_bytes series;
     struct mr_bytes measurement;
     struct mr_lp_tag tags[MR_LP_MAX_TAGS];
     size_t ntags;
@@ -85,6 +88,12 @@ bool mr_lineproto_next(const char *buf, size_t len, size_t *pos, const char **li
  * float, integer, bool and string as they are; unsigned as a float (exact up to 2^53). A
  * string value borrows the field's bytes. */
 void mr_lineproto_field_value(const struct mr_lp_field *f, struct mr_record *r);
+
+/* A field's float text p[0..len) -> *out: digits, '.', 'e', 'E', '+', '-' only (so "nan", "inf"
+ * and hex floats are refused, as InfluxDB does), all of it a number. The value is strtod's bit
+ * for bit (a fast exact path for the common short decimals, strtod for the rest). Returns 0,
+ * MR_EPARSE, or MR_ERANGE (not finite). */
+int mr_lineproto_parse_float(const char *p, size_t len, double *out);
 
 /* "ns", "us", "ms", "s" (also "n", "u" as InfluxDB's /write accepts) -> precision; MR_EINVAL
  * otherwise. */

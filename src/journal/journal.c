@@ -717,7 +717,8 @@ int mr_journal_append(struct mr_journal_topic *t, uint32_t partition, void *batc
         return MR_ETOOBIG;
     }
     struct mr_batch_info bi;
-    int rc = mr_batch_parse(batch, len, &bi, NULL);
+    int rc = (flags & MR_JOURNAL_APPEND_TRUSTED) != 0 ? mr_batch_parse_trusted(batch, len, &bi)
+                                                      : mr_batch_parse(batch, len, &bi, NULL);
     if (rc != 0) {
         return MR_ECORRUPT;
     }

@@ -33,10 +33,12 @@ fi
 # shellcheck disable=SC2054 # commas belong to -fsanitize=
 flags=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
     -std=c11 -D_GNU_SOURCE -DMR_VERSION='"fuzz"' -Iinclude -Isrc)
-# shellcheck disable=SC2207
-pkg_cflags=($(pkg-config --cflags libuv yaml-0.1 jansson libmodbus libprotobuf-c libpq libcurl zlib openssl))
-# shellcheck disable=SC2207
-pkg_libs=($(pkg-config --libs libuv yaml-0.1 jansson libmodbus libprotobuf-c libpq libcurl zlib openssl) -lhttp_parser -lpthread -lm)
+# The library links what the Makefile's PKGS name: one list, never two to keep in step.
+pkgs=$(make -s --no-print-directory print-pkgs)
+# shellcheck disable=SC2207,SC2086
+pkg_cflags=($(pkg-config --cflags $pkgs))
+# shellcheck disable=SC2207,SC2086
+pkg_libs=($(pkg-config --libs $pkgs) -lhttp_parser -lpthread -lm)
 # protoc-c output (the Sparkplug B schema), as the Makefile generates it.
 flags+=(-I"$out/gen")
 

@@ -1,0 +1,175 @@
+/* HTTP client shared by the batch-POSTing outputs: see curl_out.h. */
+#include "outputs/curl_out.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "millrace/alloc.h"
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_lib_init(void)
+{
+    /* Process-wide and never undone: libcurl's global state lives as long as the process. */
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct mr_curl_out *h = arg;
+    size_t n = size * nmemb;
+    size_t room = sizeof(h->resp) - 1 - h->resp_len;
+    size_t take = n < room ? n : room; /* the rest of a long answer is not needed */
+    memcpy(h->resp + h->resp_len, data, take);
+    h->resp_len += take;
+    h->resp[h->resp_len] = '\0';
+    return n;
+}
+
+int mr_curl_out_header(struct curl_slist **list, const char *line)
+{
+    struct curl_slist *l = curl_slist_append(*list, line);
+    if (l == NULL) {
+        return MR_ENOMEM;
+    }
+    *list = l;
+    return 0;
+}
+
+int mr_curl_out_init(struct mr_curl_out *h, size_t max_body, bool gzip, int64_t timeout_ns,
+                     const char *user_agent, struct mr_err *err)
+{
+    memset(h, 0, sizeof(*h));
+    h->max_body = max_body;
+    int rc = 0;
+    pthread_once(&curl_once, curl_lib_init);
+    if (curl_init_rc != CURLE_OK || (h->curl = curl_easy_init()) == NULL) {
+        rc = MR_ERR_SET(err, MR_ENOMEM, "cannot start libcurl");
+        goto fail;
+    }
+    if (gzip) {
+        if (deflateInit2(&h->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+                         Z_DEFAULT_STRATEGY) != Z_OK) {
+            rc = MR_ERR_SET(err, MR_ENOMEM, "cannot start gzip");
+            goto fail;
+        }
+        h->z_ready = true;
+        h->zcap = deflateBound(&h->z, (uLong)max_body);
+        h->zbuf = mr_malloc(h->zcap);
+        if (h->zbuf == NULL) {
+            rc = MR_ERR_SET(err, MR_ENOMEM, "out of memory");
+            goto fail;
+        }
+    }
+    long timeout_ms = (long)(timeout_ns / 1000000);
+    CURL *c = h->curl;
+    CURLcode e = curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    e = e ? e : curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    e = e ? e : curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L); /* we run on a delivery thread */
+    e = e ? e : curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+    e = e ? e : curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    e = e ? e : curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
+    e = e ? e : curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    e = e ? e : curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
+    e = e ? e : curl_easy_setopt(c, CURLOPT_USERAGENT, user_agent);
+    if (e != CURLE_OK) {
+        rc = MR_ERR_SET(err, MR_EINVAL, "libcurl refused a setting: %s", curl_easy_strerror(e));
+        goto fail;
+    }
+    return 0;
+fail:
+    mr_curl_out_fini(h);
+    return rc;
+}
+
+void mr_curl_out_fini(struct mr_curl_out *h)
+{
+    if (h->curl != NULL) {
+        curl_easy_cleanup(h->curl);
+        h->curl = NULL;
+    }
+    if (h->z_ready) {
+        deflateEnd(&h->z);
+        h->z_ready = false;
+    }
+    mr_free(h->zbuf);
+    h->zbuf = NULL;
+}
+
+static int compress_body(struct mr_curl_out *h, const char *body, size_t len, size_t *out_len)
+{
+    if (!h->z_ready || len > h->max_body || deflateReset(&h->z) != Z_OK) {
+        return MR_EIO;
+    }
+    h->z.next_in = (Bytef *)(uintptr_t)body;
+    h->z.avail_in = (uInt)len;
+    h->z.next_out = h->zbuf;
+    h->z.avail_out = (uInt)h->zcap;
+    if (deflate(&h->z, Z_FINISH) != Z_STREAM_END) {
+        return MR_EIO; /* cannot happen: zcap is deflateBound of the largest body */
+    }
+    *out_len = h->zcap - h->z.avail_out;
+    return 0;
+}
+
+int mr_curl_out_send(struct mr_curl_out *h, const char *method, const char *url,
+                     struct curl_slist *headers, const char *body, size_t len, bool gzip,
+                     long *status, size_t *wire_len, const char **why)
+{
+    const char *payload = body;
+    size_t plen = len;
+    if (gzip) {
+        if (compress_body(h, body, len, &plen) != 0) {
+            *why = "gzip failed";
+            return MR_EIO;
+        }
+        payload = (const char *)h->zbuf;
+    }
+    h->resp_len = 0;
+    h->resp[0] = '\0';
+    h->errbuf[0] = '\0';
+    CURL *c = h->curl;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)plen);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") == 0 ? NULL : method);
+    CURLcode e = curl_easy_perform(c);
+    if (wire_len != NULL) {
+        *wire_len = plen;
+    }
+    if (e != CURLE_OK) {
+        *why = h->errbuf[0] != '\0' ? h->errbuf : curl_easy_strerror(e);
+        return e == CURLE_OPERATION_TIMEDOUT ? MR_ETIMEDOUT : MR_EIO;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    return 0;
+}
+
+void mr_curl_out_answer_text(const struct mr_curl_out *h, char *out, size_t cap)
+{
+    if (cap == 0) {
+        return;
+    }
+    const char *src = h->resp;
+    size_t len = h->resp_len;
+    json_t *root = json_loadb(h->resp, h->resp_len, 0, NULL);
+    json_t *e = root != NULL ? json_object_get(root, "error") : NULL;
+    if (json_is_string(e)) {
+        src = json_string_value(e);
+        len = json_string_length(e);
+    }
+    while (len > 0 && (src[len - 1] == '\n' || src[len - 1] == ' ' || src[len - 1] == '\r')) {
+        len--;
+    }
+    size_t n = len < cap - 1 ? len : cap - 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)src[i];
+        out[i] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
+    }
+    out[n] = '\0';
+    json_decref(root);
+}

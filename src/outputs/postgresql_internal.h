@@ -1,0 +1,112 @@
+/* The `postgresql` output's parts: configuration and context (postgresql.c writes batches,
+ * postgresql_schema.c connects, creates or maps tables, reads the stored offsets and sorts
+ * PostgreSQL's errors into OK / RETRY / FATAL). */
+#ifndef MR_OUTPUTS_POSTGRESQL_INTERNAL_H
+#define MR_OUTPUTS_POSTGRESQL_INTERNAL_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "millrace/log.h"
+#include "millrace/plugin.h"
+
+enum { PG_LAYOUT_NARROW = 0, PG_LAYOUT_WIDE = 1 };
+enum { PG_TSDB_AUTO = 0, PG_TSDB_ON = 1, PG_TSDB_OFF = 2 };
+
+struct pg_conf {
+    char *connection;
+    char *schema;
+    char *table;
+    int layout;
+    int timescaledb;
+    bool create_tables;
+    int64_t timeout_ns;
+};
+
+/* Columns of the narrow table, in COPY order. A table mapped onto may lack the optional ones. */
+enum pg_col {
+    COL_TIME,
+    COL_ASSET,
+    COL_SIGNAL,
+    COL_VALUE,
+    COL_VALUE_TEXT,
+    COL_QUALITY,
+    COL_TAGS,
+    COL_N
+};
+
+/* Next journal offset stored for one topic partition (millrace_output_offsets). */
+struct pg_offset {
+    char topic[256];
+    uint32_t partition;
+    int64_t next;
+};
+
+#define PG_MAX_OFFSETS 4096
+
+/* A name escaped once for COPY text (and, for tag keys, for JSON inside it). */
+struct pg_name {
+    char *copy; /* COPY-escaped; NULL until first used */
+    char *json; /* JSON-string body, then COPY-escaped */
+    uint32_t copy_len;
+    uint32_t json_len;
+};
+
+struct pg_reject {
+    size_t index;
+    char reason[256];
+};
+
+struct pg_ctx {
+    const struct pg_conf *conf;
+    struct mr_output_host *host;
+    struct mr_plugin_counters counters;
+    struct mr_counter *m_skipped;
+    struct mr_counter *m_txn;
+    struct mr_log_ratelimit rl;
+    PGconn *conn;
+    bool ready; /* connected, tables checked, offsets loaded */
+    bool down;  /* an outage was logged: log its end */
+    bool hypertable;
+    bool skip_logged; /* the replay after this connection was logged */
+    bool has_col[COL_N];
+    char copy_sql[1024];   /* COPY "schema"."table" (cols) FROM STDIN */
+    char offsets_tbl[600]; /* "schema".millrace_output_offsets */
+    char rejects_tbl[600]; /* "schema".millrace_output_rejects */
+    struct pg_offset *offsets;
+    size_t noffsets;
+    /* names by id */
+    struct pg_name *names;
+    uint32_t nnames;
+    /* per batch */
+    char *buf; /* COPY data */
+    size_t used, cap;
+    uint8_t *skip; /* skip[i]: recs[i] is not copied (rejected or already stored) */
+    size_t skip_cap;
+    struct pg_reject *rejects;
+    size_t nrejects, rejects_cap;
+    /* "YYYY-MM-DD HH:MM:SS" of the last second formatted */
+    int64_t fmt_sec;
+    char fmt_buf[64];
+    size_t fmt_len;
+};
+
+/* SQLSTATE classes and what they mean for a batch. */
+enum pg_verdict { PG_DATA = 3 }; /* beside MR_SINK_OK/RETRY/FATAL: this row's data is refused */
+
+/* postgresql_schema.c */
+/* Connect when not connected, check/create the tables, load the stored offsets. Returns
+ * MR_SINK_OK, MR_SINK_RETRY or MR_SINK_FATAL with err filled. */
+int pg_ready(struct pg_ctx *c, struct mr_err *err);
+/* Drop the connection (after it broke, or at fini). */
+void pg_disconnect(struct pg_ctx *c);
+/* What a failed result means: MR_SINK_RETRY, MR_SINK_FATAL or PG_DATA (a row's data); err gets
+ * PostgreSQL's message prefixed with `what`. res may be NULL (the connection's error). */
+int pg_classify(struct pg_ctx *c, const PGresult *res, const char *what, struct mr_err *err);
+/* Run sql without parameters; MR_SINK_OK when it answered `want`, else pg_classify's answer. */
+int pg_exec(struct pg_ctx *c, const char *sql, ExecStatusType want, struct mr_err *err);
+/* Slot of topic/partition in the offsets cache, added with next = 0 when new (NULL: full). */
+struct pg_offset *pg_offset_slot(struct pg_ctx *c, const char *topic, uint32_t partition);
+
+#endif
