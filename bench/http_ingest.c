@@ -61,6 +61,7 @@
 
 #include "inputs/http_listener.h"
 #include "inputs/lineproto.h"
+#include "bench_lp.h"
 #include "bench_proc.h"
 #include "millrace/clock.h"
 #include "millrace/journal.h"
@@ -101,42 +102,7 @@ static void emit(const char *metric, double v, const char *unit, const char *lim
     fflush(stdout);
 }
 
-static int64_t thread_cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-/* ---- bodies ------------------------------------------------------------------------------- */
-
-/* Line i into out; *fields gets its number of fields. */
-static int make_line(char *out, size_t cap, uint64_t *rng, long i, int64_t t0, int *fields)
-{
-    unsigned m = (unsigned)(i % 200), l = m / 20;
-    double x = (double)(rng_next(rng) % 100000) / 1000.0;
-    long long ts = (long long)t0 + (long long)i * 1000LL;
-    if (i % 2 == 0) {
-        *fields = 4;
-        return snprintf(out, cap,
-                        "machine,site=north,line=l%u,machine=m%u temp=%.2f,pressure=%.4f,"
-                        "running=%s,parts=%ldi %lld\n",
-                        l, m, 20 + x / 10, 3 + x / 1000, (i & 8) ? "true" : "false", i / 200, ts);
-    }
-    *fields = 3;
-    return snprintf(out, cap,
-                    "machine,site=north,line=l%u,machine=m%u temp=%.2f,power=%.3f,"
-                    "spindle_rpm=%.1f %lld\n",
-                    l, m, 20 + x / 10, x / 20, 10000 + x * 40, ts);
-}
+/* ---- bodies (lines from bench_lp.h) --------------------------------------------------------- */
 
 static int gzip_body(struct body *b)
 {
@@ -180,7 +146,7 @@ static int make_bodies(struct bench *b)
         }
         for (long j = 0; j < n; j++, i++) {
             int f;
-            int w = make_line(bd->data + used, cap - used, &rng, i, t0, &f);
+            int w = bench_lp_line(bd->data + used, cap - used, &rng, i, t0, &f);
             if (w <= 0 || (size_t)w >= cap - used) {
                 return 1;
             }
@@ -215,7 +181,7 @@ static double parse_rate(const struct bench *b)
     static struct mr_lp_point pt;
     static char scratch[512];
     long points = 0, errors = 0;
-    int64_t t0 = thread_cpu_ns(), t1 = t0;
+    int64_t t0 = bench_lp_thread_cpu_ns(), t1 = t0;
     while (t1 - t0 < 1000000000LL) {
         for (size_t k = 0; k < b->nbodies; k++) {
             size_t pos = 0, n;
@@ -229,7 +195,7 @@ static double parse_rate(const struct bench *b)
                 points++;
             }
         }
-        t1 = thread_cpu_ns();
+        t1 = bench_lp_thread_cpu_ns();
     }
     if (errors > 0) {
         fprintf(stderr, "http_ingest: %ld lines did not parse\n", errors);
@@ -255,7 +221,7 @@ static double decode_rate(const struct bench *b)
         return 0;
     }
     long points = 0, records = 0;
-    int64_t t0 = thread_cpu_ns(), t1 = t0;
+    int64_t t0 = bench_lp_thread_cpu_ns(), t1 = t0;
     while (t1 - t0 < 1000000000LL) {
         for (size_t k = 0; k < b->nbodies; k++) {
             struct hl_report rep;
@@ -267,7 +233,7 @@ static double decode_rate(const struct bench *b)
             points += b->bodies[k].points;
             records += (long)d.nrecs;
         }
-        t1 = thread_cpu_ns();
+        t1 = bench_lp_thread_cpu_ns();
     }
     rate = (double)points / ((double)(t1 - t0) / 1e9);
     (void)records;

@@ -25,17 +25,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_lp.h"
 #include "inputs/lineproto.h"
 
 #define BUF_BYTES (16u * 1024u * 1024u)
 #define LINE_MAX  512
-
-static int64_t thread_cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -114,7 +108,7 @@ static struct result run(const char *buf, size_t len, double seconds, bool parse
     uint64_t points = 0, fields = 0;
     long errors = 0;
     volatile double sink = 0;
-    int64_t t0 = thread_cpu_ns(), t1 = t0;
+    int64_t t0 = bench_lp_thread_cpu_ns(), t1 = t0;
     while ((double)(t1 - t0) < seconds * 1e9) {
         size_t pos = 0;
         const char *line;
@@ -135,7 +129,7 @@ static struct result run(const char *buf, size_t len, double seconds, bool parse
             fields += pt.nfields;
             sink += (double)pt.time_ns;
         }
-        t1 = thread_cpu_ns();
+        t1 = bench_lp_thread_cpu_ns();
     }
     (void)sink;
     double s = (double)(t1 - t0) / 1e9;

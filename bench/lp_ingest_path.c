@@ -26,6 +26,7 @@
 #include "engine/topic_writer.h"
 #include "inputs/http_listener.h"
 #include "inputs/lineproto.h"
+#include "bench_lp.h"
 #include "millrace/clock.h"
 #include "millrace/journal.h"
 #include "millrace/names.h"
@@ -44,39 +45,7 @@ struct cfg {
     size_t nbodies;
 };
 
-static int64_t thread_cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-/* The lines of bench/http_ingest.c. */
-static int make_line(char *out, size_t cap, uint64_t *rng, long i, int64_t t0)
-{
-    unsigned m = (unsigned)(i % 200), l = m / 20;
-    double x = (double)(rng_next(rng) % 100000) / 1000.0;
-    long long ts = (long long)t0 + (long long)i * 1000LL;
-    if (i % 2 == 0) {
-        return snprintf(out, cap,
-                        "machine,site=north,line=l%u,machine=m%u temp=%.2f,pressure=%.4f,"
-                        "running=%s,parts=%ldi %lld\n",
-                        l, m, 20 + x / 10, 3 + x / 1000, (i & 8) ? "true" : "false", i / 200, ts);
-    }
-    return snprintf(out, cap,
-                    "machine,site=north,line=l%u,machine=m%u temp=%.2f,power=%.3f,"
-                    "spindle_rpm=%.1f %lld\n",
-                    l, m, 20 + x / 10, x / 20, 10000 + x * 40, ts);
-}
-
+/* The bodies of bench/http_ingest.c (lines from bench_lp.h). */
 static int make_bodies(struct cfg *c)
 {
     c->nbodies = (size_t)((c->points + c->lines - 1) / c->lines);
@@ -96,7 +65,7 @@ static int make_bodies(struct cfg *c)
             return 1;
         }
         for (long j = 0; j < n; j++, i++) {
-            int w = make_line(bd->data + used, cap - used, &rng, i, t0);
+            int w = bench_lp_line(bd->data + used, cap - used, &rng, i, t0, NULL);
             if (w <= 0 || (size_t)w >= cap - used) {
                 return 1;
             }
@@ -209,13 +178,13 @@ static int run(const struct cfg *c)
     double ns[3] = {0};
     long pts[3] = {0};
     for (int p = 0; p < c->passes && rc == 0; p++) {
-        int64_t t0 = thread_cpu_ns();
+        int64_t t0 = bench_lp_thread_cpu_ns();
         long a = pass_parse(c);
-        int64_t t1 = thread_cpu_ns();
+        int64_t t1 = bench_lp_thread_cpu_ns();
         long b = pass_decode(c, &d, NULL);
-        int64_t t2 = thread_cpu_ns();
+        int64_t t2 = bench_lp_thread_cpu_ns();
         long e = pass_ingest(c, &d, &w);
-        int64_t t3 = thread_cpu_ns();
+        int64_t t3 = bench_lp_thread_cpu_ns();
         rc = a < 0 || b < 0 || e < 0;
         ns[0] += (double)(t1 - t0);
         ns[1] += (double)(t2 - t1);

@@ -11,6 +11,7 @@
 #ifndef MILLRACE_METRICS_H
 #define MILLRACE_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,10 @@ void mr_metrics_collector_remove(struct mr_metrics *m, void (*fn)(void *arg), vo
  * family per name, histograms with _bucket{le=...}, _sum, _count) into out (cap bytes,
  * NUL-terminated). Returns the length, or MR_ETOOBIG with the needed size in *needed. */
 long mr_metrics_render(struct mr_metrics *m, char *out, size_t cap, size_t *needed);
+
+/* True when name is a Prometheus metric name registration accepts ([a-zA-Z_:][a-zA-Z0-9_:]*,
+ * not too long): for checking a configured name at init. */
+bool mr_metrics_name_valid(const char *name);
 
 /* Escape a label value (backslash, double quote, newline) into out; returns length or
  * MR_ETOOBIG. */

@@ -192,7 +192,7 @@ static bool is_name_char(char c, bool colon_ok)
 }
 
 /* Prometheus metric name: [a-zA-Z_:][a-zA-Z0-9_:]* */
-static bool metric_name_valid(const char *name)
+bool mr_metrics_name_valid(const char *name)
 {
     size_t len = strnlen(name, MAX_NAME_LEN + 1);
     if (len == 0 || len > MAX_NAME_LEN || !is_name_start(name[0], true)) {
@@ -681,7 +681,7 @@ static int series_get(struct mr_metrics *m, const char *name, const char *help, 
     if (labels == NULL) {
         labels = "";
     }
-    if (!metric_name_valid(name) || !labels_valid(labels, kind) ||
+    if (!mr_metrics_name_valid(name) || !labels_valid(labels, kind) ||
         strnlen(help, MAX_HELP_LEN + 1) > MAX_HELP_LEN || !utf8_valid(help)) {
         return MR_EINVAL;
     }

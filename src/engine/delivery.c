@@ -167,48 +167,48 @@ static int dlq_put(struct mr_delivery *d, const struct dsource *s, size_t n)
     return rc;
 }
 
-static int64_t lag_of(struct mr_delivery *d)
-{
-    int64_t lag = 0;
-    for (size_t i = 0; i < d->nsources; i++) {
-        struct mr_journal_partition_stats st;
-        if (mr_journal_partition_stats(d->sources[i].topic, d->sources[i].partition, &st) == 0 &&
-            st.end > d->sources[i].position) {
-            lag += st.end - d->sources[i].position;
-        }
-    }
-    return lag;
-}
+/* What waits for this output: records, journal bytes (estimated from each partition's average
+ * record size) and the record time of the oldest batch not yet confirmed (-1: none). */
+struct lag {
+    int64_t records;
+    double bytes;
+    int64_t oldest_ms;
+};
 
-/* Lag in records, in seconds (record time of the oldest batch not yet confirmed) and in bytes
- * (estimated from each partition's average record size). A metrics collector: it runs at every
- * scrape, so the lag is current even while the output thread waits in a long write. */
-static void update_lag(void *arg)
+static struct lag measure_lag(const struct mr_delivery *d)
 {
-    struct mr_delivery *d = arg;
-    int64_t lag = 0, oldest = -1;
-    double bytes = 0;
+    struct lag l = {.oldest_ms = -1};
     for (size_t i = 0; i < d->nsources; i++) {
         const struct dsource *s = &d->sources[i];
         struct mr_journal_partition_stats st;
-        if (mr_journal_partition_stats(s->topic, s->partition, &st) != 0 || st.end <= s->position) {
+        int64_t pos = s->position;
+        if (mr_journal_partition_stats(s->topic, s->partition, &st) != 0 || st.end <= pos) {
             continue;
         }
-        lag += st.end - s->position;
+        l.records += st.end - pos;
         if (st.end > st.earliest) {
-            bytes +=
-                (double)st.bytes / (double)(st.end - st.earliest) * (double)(st.end - s->position);
+            l.bytes += (double)st.bytes / (double)(st.end - st.earliest) * (double)(st.end - pos);
         }
         int64_t t = s->oldest_ms >= 0 ? s->oldest_ms : st.max_timestamp;
-        if (t >= 0 && (oldest < 0 || t < oldest)) {
-            oldest = t;
+        if (t >= 0 && (l.oldest_ms < 0 || t < l.oldest_ms)) {
+            l.oldest_ms = t;
         }
     }
+    return l;
+}
+
+/* The lag gauges. A metrics collector: it runs at every scrape, so the lag is current even
+ * while the output thread waits in a long write. */
+static void update_lag(void *arg)
+{
+    struct mr_delivery *d = arg;
+    struct lag l = measure_lag(d);
     int64_t now_ms = mr_clock_wall_ms();
-    mr_gauge_set(d->m_lag, (double)lag);
-    mr_gauge_set(d->m_bytes_pending, bytes);
-    mr_gauge_set(d->m_lag_seconds,
-                 lag > 0 && oldest >= 0 && now_ms > oldest ? (double)(now_ms - oldest) / 1e3 : 0);
+    mr_gauge_set(d->m_lag, (double)l.records);
+    mr_gauge_set(d->m_bytes_pending, l.bytes);
+    mr_gauge_set(d->m_lag_seconds, l.records > 0 && l.oldest_ms >= 0 && now_ms > l.oldest_ms
+                                       ? (double)(now_ms - l.oldest_ms) / 1e3
+                                       : 0);
 }
 
 static void set_state(struct mr_delivery *d, enum output_state st)
@@ -420,8 +420,8 @@ static void *delivery_main(void *arg)
     uint64_t seen = 0;
     int64_t next_commit = mr_clock_mono_ns() + COMMIT_NS;
     while (!d->failed) {
-        if (atomic_load(&d->stop) &&
-            (!atomic_load(&d->drain) || lag_of(d) == 0 || mr_clock_mono_ns() > d->drain_deadline)) {
+        if (atomic_load(&d->stop) && (!atomic_load(&d->drain) || measure_lag(d).records == 0 ||
+                                      mr_clock_mono_ns() > d->drain_deadline)) {
             break;
         }
         int done = 0;

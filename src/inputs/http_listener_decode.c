@@ -160,7 +160,10 @@ static int point_asset(const struct hl_decoder *d, const struct mr_lp_point *pt,
     return 0;
 }
 
-/* Word-at-a-time hash for the caches below (keys of tens of bytes); h chains a second part. */
+/* Word-at-a-time hash for the caches below (keys of tens of bytes, hashed per line); h chains a
+ * second part. Not mr_hash_bytes: that one is FNV-1a, a byte at a time, and its values are part
+ * of record identities (dedupe), so it cannot be swapped for a faster one; these caches live in
+ * memory only. */
 static uint64_t hash_more(uint64_t h, const char *s, size_t len)
 {
     const uint64_t k1 = 0x9e3779b97f4a7c15ull, k2 = 0xc2b2ae3d27d4eb4full;

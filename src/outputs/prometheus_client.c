@@ -233,19 +233,6 @@ static struct series *series_for(struct prom_ctx *c, const struct mr_record *rec
     return s;
 }
 
-static bool metric_name_ok(const char *s)
-{
-    for (size_t i = 0; s[i] != '\0'; i++) {
-        char ch = s[i];
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' || ch == ':' ||
-                  (i > 0 && ch >= '0' && ch <= '9');
-        if (!ok) {
-            return false;
-        }
-    }
-    return s[0] != '\0';
-}
-
 static int prom_init(void *ctx, const void *conf, struct mr_output_host *host, struct mr_err *err)
 {
     struct prom_ctx *c = ctx;
@@ -260,7 +247,7 @@ static int prom_init(void *ctx, const void *conf, struct mr_output_host *host, s
                                 "Records of asset/signal pairs beyond max_series, not exposed.",
                                 labels, &c->dropped);
     }
-    if (rc == 0 && !metric_name_ok(c->conf->metric)) {
+    if (rc == 0 && !mr_metrics_name_valid(c->conf->metric)) {
         return MR_ERR_SET(err, MR_EINVAL,
                           "metric '%s' is not a Prometheus metric name (a letter, '_' or ':', "
                           "then letters, digits, '_' and ':')",
