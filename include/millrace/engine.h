@@ -10,6 +10,8 @@
 #define MILLRACE_ENGINE_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "millrace/config.h"
@@ -43,6 +45,33 @@ int mr_engine_reload(struct mr_engine *e, struct mr_config *cfg,
                      void (*done)(void *arg, int status), void *arg, struct mr_err *err);
 /* Closes the journal. Call after stop completed (or instead of it after a failed start). */
 void mr_engine_destroy(struct mr_engine *e);
+
+/* What one output is doing, for `millrace outputs` and GET /api/v1/outputs. */
+struct mr_output_status {
+    const char *name;         /* "historian" (valid until the next reload) */
+    const char *type;         /* the plugin: "postgresql" */
+    const char *state;        /* "ok", "retrying", "circuit_open", "stopped", "starting" */
+    const char *dead_letter;  /* topic of the records the destination refused */
+    uint64_t delivered;       /* records the destination confirmed */
+    uint64_t retries;         /* batches the output asked to retry */
+    uint64_t rejected;        /* records refused for good (kept in dead_letter) */
+    uint64_t skipped;         /* not millrace records, passed over */
+    uint64_t deleted_unread;  /* deleted by retention before delivery */
+    int64_t lag_records;      /* records waiting in the journal */
+    double backlog_age_s;     /* record-time age of the oldest waiting record; 0 when none */
+    double pending_bytes;     /* journal bytes waiting (estimated) */
+    int64_t last_delivery_ms; /* wall clock of the last confirmed batch; -1 never */
+    int64_t last_error_ms;    /* wall clock of last_error; -1 none since start */
+    char last_error[256];     /* why the last attempt failed ("" none) */
+};
+
+/* The status of every output of the running configuration, in configuration order: fills up to
+ * cap entries of out, returns how many outputs there are. */
+size_t mr_engine_outputs(struct mr_engine *e, struct mr_output_status *out, size_t cap);
+/* Journal topics that feed output `name` of cfg (the result topics of the pipelines whose `to`
+ * names it): fills up to cap, returns how many it wrote. */
+size_t mr_engine_output_topics(const struct mr_config *cfg, const char *name, const char **out,
+                               size_t cap);
 
 struct mr_metrics *mr_engine_metrics(struct mr_engine *e);
 struct mr_names *mr_engine_names(struct mr_engine *e);

@@ -1,5 +1,5 @@
-/* The HTTP endpoint for metrics: GET /metrics in Prometheus text format, on the loop thread
- * (src/web/http_metrics.c). */
+/* The HTTP endpoint for metrics and the JSON API: GET /metrics in Prometheus text format and
+ * GET routes answering JSON, on the loop thread (src/web/http_metrics.c). */
 #ifndef MILLRACE_HTTP_METRICS_H
 #define MILLRACE_HTTP_METRICS_H
 
@@ -15,6 +15,11 @@ struct mr_http_metrics;
  * borrowed and must outlive the server. */
 int mr_http_metrics_start(struct mr_http_metrics **out, uv_loop_t *loop, const char *listen,
                           struct mr_metrics *metrics, struct mr_err *err);
+/* Serve GET `path` (a string that outlives the server) with the JSON document render(arg)
+ * returns: a string from malloc, freed after sending (NULL: 500). Render runs on the loop
+ * thread. MR_EEXIST: path taken or too many routes (8). */
+int mr_http_metrics_route_json(struct mr_http_metrics *m, const char *path,
+                               char *(*render)(void *arg), void *arg);
 /* The port actually bound (useful with port 0). */
 int mr_http_metrics_port(const struct mr_http_metrics *s);
 /* Close the listener and every connection; done(arg) (may be NULL) runs when all handles are

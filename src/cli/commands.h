@@ -7,6 +7,7 @@
 int mr_cli_config(int argc, char **argv);
 int mr_cli_demo(int argc, char **argv);
 int mr_cli_journal(int argc, char **argv);
+int mr_cli_outputs(int argc, char **argv);
 int mr_cli_run(int argc, char **argv);
 
 #endif

@@ -9,6 +9,7 @@
 #include "millrace/alloc.h"
 #include "millrace/config.h"
 #include "millrace/engine.h"
+#include "millrace/api.h"
 #include "millrace/http_metrics.h"
 #include "millrace/log.h"
 
@@ -83,6 +84,7 @@ static void http_start(struct run *r)
         r->http = NULL;
         return;
     }
+    (void)mr_http_metrics_route_json(r->http, "/api/v1/outputs", mr_api_outputs_json, r->engine);
     char host[256];
     const char *colon = strrchr(listen, ':');
     snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);

@@ -18,6 +18,7 @@
  * synced before the cursor moves past them, so a rejected record is never simply gone.
  */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,7 @@
 #include "engine/topic_writer.h"
 #include "millrace/alloc.h"
 #include "millrace/clock.h"
+#include "millrace/engine.h"
 #include "millrace/log.h"
 
 #define CHUNK         1024
@@ -95,7 +97,26 @@ struct mr_delivery {
     char dlq_name[320];
     struct mr_topic_writer *dlq; /* opened at the first rejection */
     bool collecting;             /* update_lag is a metrics collector */
+    /* for mr_delivery_status (read on the loop thread) */
+    _Atomic int64_t last_delivery_ms;
+    pthread_mutex_t error_lock;
+    char last_error[256];
+    int64_t last_error_ms;
 };
+
+/* Keep why the last attempt failed, for `millrace outputs` (the log says it too). */
+static void note_error(struct mr_delivery *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void note_error(struct mr_delivery *d, const char *fmt, ...)
+{
+    pthread_mutex_lock(&d->error_lock);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->last_error, sizeof(d->last_error), fmt, ap);
+    va_end(ap);
+    d->last_error_ms = mr_clock_wall_ms();
+    pthread_mutex_unlock(&d->error_lock);
+}
 
 static void host_reject(struct mr_output_host *host, size_t index, const char *reason)
 {
@@ -197,18 +218,24 @@ static struct lag measure_lag(const struct mr_delivery *d)
     return l;
 }
 
+/* Seconds since the record time of the oldest waiting record (0: nothing waits). */
+static double backlog_age_s(const struct lag *l)
+{
+    int64_t now_ms = mr_clock_wall_ms();
+    return l->records > 0 && l->oldest_ms >= 0 && now_ms > l->oldest_ms
+               ? (double)(now_ms - l->oldest_ms) / 1e3
+               : 0;
+}
+
 /* The lag gauges. A metrics collector: it runs at every scrape, so the lag is current even
  * while the output thread waits in a long write. */
 static void update_lag(void *arg)
 {
     struct mr_delivery *d = arg;
     struct lag l = measure_lag(d);
-    int64_t now_ms = mr_clock_wall_ms();
     mr_gauge_set(d->m_lag, (double)l.records);
     mr_gauge_set(d->m_bytes_pending, l.bytes);
-    mr_gauge_set(d->m_lag_seconds, l.records > 0 && l.oldest_ms >= 0 && now_ms > l.oldest_ms
-                                       ? (double)(now_ms - l.oldest_ms) / 1e3
-                                       : 0);
+    mr_gauge_set(d->m_lag_seconds, backlog_age_s(&l));
 }
 
 static void set_state(struct mr_delivery *d, enum output_state st)
@@ -272,6 +299,9 @@ static bool deliver(struct mr_delivery *d, const struct dsource *s, size_t n)
             }
         }
         if (rc == MR_SINK_OK) {
+            if (n > 0) {
+                atomic_store(&d->last_delivery_ms, mr_clock_wall_ms());
+            }
             if (d->failures >= d->conf.circuit_failures) {
                 MR_LOG_INFO(d->host.name, "destination is back after %" PRId64 " failed attempts",
                             d->failures);
@@ -282,6 +312,7 @@ static bool deliver(struct mr_delivery *d, const struct dsource *s, size_t n)
             return true;
         }
         const char *why = err.msg[0] != '\0' ? err.msg : "output not ready";
+        note_error(d, "%s", why);
         if (rc == MR_SINK_FATAL) {
             MR_LOG_ERROR(d->host.name,
                          "gave up: %s. Delivery stops here; the records stay in "
@@ -331,6 +362,7 @@ static void commit(struct mr_delivery *d)
         MR_LOG_RL(&d->rl, MR_LOG_ERROR, d->host.name,
                   "cannot store rejected records in %s: %s; position not saved", d->dlq_name,
                   mr_strerror(drc));
+        note_error(d, "cannot store rejected records in %s: %s", d->dlq_name, mr_strerror(drc));
         return;
     }
     for (size_t i = 0; i < d->nsources; i++) {
@@ -343,6 +375,8 @@ static void commit(struct mr_delivery *d)
         if (rc != 0) {
             MR_LOG_RL(&d->rl, MR_LOG_WARN, d->host.name, "cannot save position: %s",
                       mr_strerror(rc));
+            note_error(d, "cannot save position in %s: %s", mr_journal_topic_name(s->topic),
+                       mr_strerror(rc));
         } else {
             s->committed = s->position;
         }
@@ -370,6 +404,8 @@ static int deliver_batch(struct mr_delivery *d, struct dsource *s)
         if (rc != MR_EAGAIN && rc != MR_EEOF) {
             MR_LOG_RL(&d->rl, MR_LOG_ERROR, d->host.name, "reading %s[%u]: %s",
                       mr_journal_topic_name(s->topic), s->partition, mr_strerror(rc));
+            note_error(d, "reading %s[%u]: %s", mr_journal_topic_name(s->topic), s->partition,
+                       mr_strerror(rc));
         }
         return 0;
     }
@@ -400,7 +436,7 @@ static int deliver_batch(struct mr_delivery *d, struct dsource *s)
             if (!deliver(d, s, n)) {
                 return -1;
             }
-            mr_counter_add(d->m_delivered, n);
+            mr_counter_add(d->m_delivered, n - d->nrejects); /* rejected: not delivered */
             n = 0;
         }
     }
@@ -408,7 +444,7 @@ static int deliver_batch(struct mr_delivery *d, struct dsource *s)
         if (!deliver(d, s, n)) {
             return -1;
         }
-        mr_counter_add(d->m_delivered, n);
+        mr_counter_add(d->m_delivered, n - d->nrejects); /* rejected: not delivered */
     }
     s->position = info.base_offset + info.last_offset_delta + 1;
     return 1;
@@ -459,6 +495,9 @@ int mr_delivery_create(struct mr_delivery **out, struct mr_engine_env *env,
     d->pc = pc;
     atomic_init(&d->stop, false);
     atomic_init(&d->drain, false);
+    atomic_init(&d->last_delivery_ms, -1);
+    d->last_error_ms = -1;
+    pthread_mutex_init(&d->error_lock, NULL);
     snprintf(d->consumer, sizeof(d->consumer), "output.%s", pc->name);
     d->conf = pc->delivery;
     d->conf.retry_min_ns = d->conf.retry_min_ns > 0 ? d->conf.retry_min_ns : 100 * 1000000LL;
@@ -524,7 +563,8 @@ int mr_delivery_create(struct mr_delivery **out, struct mr_engine_env *env,
     if (rc == 0 && mr_metrics_label_escape(pc->path, inst, sizeof(inst)) >= 0) {
         snprintf(labels, sizeof(labels), "output=\"%s\"", inst);
         rc = mr_metrics_counter(env->metrics, "millrace_output_delivered_total",
-                                "Records an output accepted.", labels, &d->m_delivered);
+                                "Records the destination accepted (rejected records not included).",
+                                labels, &d->m_delivered);
         if (rc == 0) {
             rc = mr_metrics_counter(env->metrics, "millrace_output_retries_total",
                                     "Times an output asked for a batch to be retried.", labels,
@@ -645,5 +685,30 @@ void mr_delivery_destroy(struct mr_delivery *d)
     mr_free(d->recs);
     mr_free(d->offsets);
     mr_free(d->rejects);
+    pthread_mutex_destroy(&d->error_lock);
     mr_free(d);
+}
+
+void mr_delivery_status(struct mr_delivery *d, struct mr_output_status *st)
+{
+    static const char *const states[] = {"ok", "retrying", "circuit_open", "stopped"};
+    struct lag l = measure_lag(d);
+    double state = mr_gauge_value(d->m_state);
+    *st = (struct mr_output_status){
+        .state = state >= 0 && state <= STATE_STOPPED ? states[(int)state] : "?",
+        .dead_letter = d->dlq_name,
+        .delivered = mr_counter_value(d->m_delivered),
+        .retries = mr_counter_value(d->m_retries),
+        .rejected = mr_counter_value(d->m_rejected),
+        .skipped = mr_counter_value(d->m_skipped),
+        .deleted_unread = mr_counter_value(d->m_deleted_unread),
+        .lag_records = l.records,
+        .backlog_age_s = backlog_age_s(&l),
+        .pending_bytes = l.bytes,
+        .last_delivery_ms = atomic_load(&d->last_delivery_ms),
+    };
+    pthread_mutex_lock(&d->error_lock);
+    st->last_error_ms = d->last_error_ms;
+    snprintf(st->last_error, sizeof(st->last_error), "%s", d->last_error);
+    pthread_mutex_unlock(&d->error_lock);
 }

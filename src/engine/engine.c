@@ -197,14 +197,15 @@ int mr_engine_topic(struct mr_engine_env *env, const char *name, struct mr_journ
 
 /* ---- building the parts of a configuration ---- */
 
-static void output_topics(const struct mr_config *cfg, const char *output, struct output_part *op)
+size_t mr_engine_output_topics(const struct mr_config *cfg, const char *name, const char **out,
+                               size_t cap)
 {
-    op->ntopics = 0;
+    size_t n = 0;
     for (size_t i = 0; i < cfg->pipelines.n; i++) {
         const struct mr_pipeline_conf *pc = cfg->pipelines.items[i].conf;
         bool feeds = false;
         for (size_t k = 0; k < pc->to.n; k++) {
-            feeds |= strcmp(pc->to.items[k], output) == 0;
+            feeds |= strcmp(pc->to.items[k], name) == 0;
         }
         const char *rt[1];
         if (!feeds ||
@@ -212,13 +213,19 @@ static void output_topics(const struct mr_config *cfg, const char *output, struc
             continue;
         }
         bool dup = false;
-        for (size_t k = 0; k < op->ntopics; k++) {
-            dup |= strcmp(op->topics[k], rt[0]) == 0;
+        for (size_t k = 0; k < n; k++) {
+            dup |= strcmp(out[k], rt[0]) == 0;
         }
-        if (!dup && op->ntopics < MAX_TOPICS) {
-            op->topics[op->ntopics++] = rt[0];
+        if (!dup && n < cap) {
+            out[n++] = rt[0];
         }
     }
+    return n;
+}
+
+static void output_topics(const struct mr_config *cfg, const char *output, struct output_part *op)
+{
+    op->ntopics = mr_engine_output_topics(cfg, output, op->topics, MAX_TOPICS);
 }
 
 static int parts_alloc(struct parts *ps, const struct mr_config *cfg)
@@ -646,6 +653,22 @@ void mr_engine_destroy(struct mr_engine *e)
     pthread_mutex_destroy(&e->env.data_mu);
     pthread_cond_destroy(&e->env.data_cv);
     mr_free(e);
+}
+
+size_t mr_engine_outputs(struct mr_engine *e, struct mr_output_status *out, size_t cap)
+{
+    for (size_t i = 0; i < e->cur.noutputs && i < cap; i++) {
+        const struct output_part *op = &e->cur.outputs[i];
+        if (op->d != NULL) {
+            mr_delivery_status(op->d, &out[i]);
+        } else { /* a reload is creating it */
+            out[i] = (struct mr_output_status){
+                .state = "starting", .last_delivery_ms = -1, .last_error_ms = -1};
+        }
+        out[i].name = op->pc->name;
+        out[i].type = op->pc->plugin->name;
+    }
+    return e->cur.noutputs;
 }
 
 struct mr_metrics *mr_engine_metrics(struct mr_engine *e)

@@ -70,6 +70,7 @@ const char *mr_pipeline_name(const struct mr_pipeline *p);
 
 /* ---- outputs (delivery.c) ---- */
 struct mr_delivery;
+struct mr_output_status;
 int mr_delivery_create(struct mr_delivery **out, struct mr_engine_env *env,
                        const struct mr_plugin_conf *pc, const char *const *topics, size_t ntopics,
                        struct mr_err *err);
@@ -77,6 +78,8 @@ int mr_delivery_start(struct mr_delivery *d, struct mr_err *err);
 /* drain: deliver what is in the topics now (up to timeout_ms) before stopping. */
 void mr_delivery_stop(struct mr_delivery *d, bool drain, int timeout_ms);
 void mr_delivery_destroy(struct mr_delivery *d);
+/* What the output is doing now (any thread; name and type are left for the caller). */
+void mr_delivery_status(struct mr_delivery *d, struct mr_output_status *st);
 
 /* ---- inputs (ingest.c) ---- */
 struct mr_ingest;

@@ -50,6 +50,7 @@
 #include "millrace/clock.h"
 #include "millrace/log.h"
 #include "millrace/plugin.h"
+#include "outputs/curl_out.h"
 
 extern const struct mr_plugin mr_output_forward;
 
@@ -61,10 +62,7 @@ struct forward_conf {
     int64_t timeout_ns;
     int content_encoding;
     char *token;
-    char *tls_ca;
-    char *tls_cert;
-    char *tls_key;
-    bool insecure_skip_verify;
+    struct mr_curl_tls tls;
     uint64_t max_batch_bytes;
     int64_t rate_limit;
 };
@@ -147,11 +145,7 @@ static void forward_check(void *conf, struct mr_config_check *chk)
     if (c->node != NULL && !node_name_ok(c->node)) {
         mr_config_check_fail(chk, "node", "'%s' must be 1..255 of A-Z a-z 0-9 . _ -", c->node);
     }
-    if ((c->tls_cert == NULL) != (c->tls_key == NULL)) {
-        mr_config_check_fail(chk, c->tls_cert == NULL ? "tls_key" : "tls_cert",
-                             "tls_cert and tls_key go together (a client certificate and its "
-                             "private key)");
-    }
+    mr_curl_tls_check(&c->tls, chk);
 }
 
 static const struct mr_field forward_fields[] = {
@@ -189,25 +183,7 @@ static const struct mr_field forward_fields[] = {
      .offset = offsetof(struct forward_conf, token),
      .help = "Bearer token sent as `Authorization: Bearer TOKEN`, when the receiver asks for "
              "one. Use ${NAME} to take it from the environment."},
-    {.name = "tls_ca",
-     .type = MR_FIELD_STRING,
-     .offset = offsetof(struct forward_conf, tls_ca),
-     .help = "PEM file of the certificate authority that signed the receiver's certificate "
-             "(default: the system's)."},
-    {.name = "tls_cert",
-     .type = MR_FIELD_STRING,
-     .offset = offsetof(struct forward_conf, tls_cert),
-     .help = "PEM client certificate, when the receiver checks clients (with tls_key)."},
-    {.name = "tls_key",
-     .type = MR_FIELD_STRING,
-     .offset = offsetof(struct forward_conf, tls_key),
-     .help = "PEM private key of tls_cert."},
-    {.name = "insecure_skip_verify",
-     .type = MR_FIELD_BOOL,
-     .offset = offsetof(struct forward_conf, insecure_skip_verify),
-     .def = "false",
-     .help = "Accept any certificate from the receiver. Only for testing: anyone on the path "
-             "could then read and alter the data."},
+    MR_CURL_TLS_FIELDS(struct forward_conf, tls),
     {.name = "max_batch_bytes",
      .type = MR_FIELD_SIZE,
      .offset = offsetof(struct forward_conf, max_batch_bytes),
@@ -314,17 +290,7 @@ static int curl_setup(struct forward_ctx *c, struct mr_err *err)
     e = e ? e : curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     e = e ? e : curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
     e = e ? e : curl_easy_setopt(h, CURLOPT_USERAGENT, "millrace-forward/1");
-    if (e == CURLE_OK && cf->tls_ca != NULL) {
-        e = curl_easy_setopt(h, CURLOPT_CAINFO, cf->tls_ca);
-    }
-    if (e == CURLE_OK && cf->tls_cert != NULL) {
-        e = curl_easy_setopt(h, CURLOPT_SSLCERT, cf->tls_cert);
-        e = e ? e : curl_easy_setopt(h, CURLOPT_SSLKEY, cf->tls_key);
-    }
-    if (e == CURLE_OK && cf->insecure_skip_verify) {
-        e = curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-        e = e ? e : curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
+    e = e ? e : mr_curl_tls_apply(h, &cf->tls);
     if (e != CURLE_OK) {
         return MR_ERR_SET(err, MR_EINVAL, "libcurl refused a setting: %s", curl_easy_strerror(e));
     }

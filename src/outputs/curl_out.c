@@ -39,8 +39,34 @@ int mr_curl_out_header(struct curl_slist **list, const char *line)
     return 0;
 }
 
+void mr_curl_tls_check(const struct mr_curl_tls *t, struct mr_config_check *chk)
+{
+    if ((t->tls_cert == NULL) != (t->tls_key == NULL)) {
+        mr_config_check_fail(chk, t->tls_cert == NULL ? "tls_key" : "tls_cert",
+                             "tls_cert and tls_key go together (a client certificate and its "
+                             "private key)");
+    }
+}
+
+CURLcode mr_curl_tls_apply(CURL *c, const struct mr_curl_tls *t)
+{
+    CURLcode e = CURLE_OK;
+    if (t->tls_ca != NULL) {
+        e = curl_easy_setopt(c, CURLOPT_CAINFO, t->tls_ca);
+    }
+    if (e == CURLE_OK && t->tls_cert != NULL) {
+        e = curl_easy_setopt(c, CURLOPT_SSLCERT, t->tls_cert);
+        e = e ? e : curl_easy_setopt(c, CURLOPT_SSLKEY, t->tls_key);
+    }
+    if (e == CURLE_OK && t->insecure_skip_verify) {
+        e = curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        e = e ? e : curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    return e;
+}
+
 int mr_curl_out_init(struct mr_curl_out *h, size_t max_body, bool gzip, int64_t timeout_ns,
-                     const char *user_agent, struct mr_err *err)
+                     const char *user_agent, const struct mr_curl_tls *tls, struct mr_err *err)
 {
     memset(h, 0, sizeof(*h));
     h->max_body = max_body;
@@ -75,6 +101,9 @@ int mr_curl_out_init(struct mr_curl_out *h, size_t max_body, bool gzip, int64_t 
     e = e ? e : curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     e = e ? e : curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
     e = e ? e : curl_easy_setopt(c, CURLOPT_USERAGENT, user_agent);
+    if (e == CURLE_OK && tls != NULL) {
+        e = mr_curl_tls_apply(c, tls);
+    }
     if (e != CURLE_OK) {
         rc = MR_ERR_SET(err, MR_EINVAL, "libcurl refused a setting: %s", curl_easy_strerror(e));
         goto fail;

@@ -69,6 +69,7 @@ struct influx_conf {
     struct mr_strlist asset_path_tags;
     int quality;
     uint64_t max_batch_bytes;
+    struct mr_curl_tls tls;
 };
 
 /* Lines of one body: at most this many records per request (the engine hands out 1024). */
@@ -103,6 +104,7 @@ static const char *const qualities[] = {"field", "tag", "drop", NULL};
 static void influx_check(void *conf, struct mr_config_check *chk)
 {
     const struct influx_conf *c = conf;
+    mr_curl_tls_check(&c->tls, chk);
     for (size_t i = 0; i < c->urls.n; i++) {
         const char *u = c->urls.items[i];
         if (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) {
@@ -207,6 +209,7 @@ static const struct mr_field influx_fields[] = {
      .max = "16MiB",
      .help = "Largest request body (before compression); a larger batch goes out as several "
              "requests. Keep it below InfluxDB's max-body-size (25 MB by default)."},
+    MR_CURL_TLS_FIELDS(struct influx_conf, tls),
     {0},
 };
 
@@ -520,7 +523,7 @@ static int http_setup(struct influx_ctx *c, struct mr_err *err)
     const struct influx_conf *cf = c->conf;
     int rc =
         mr_curl_out_init(&c->http, (size_t)cf->max_batch_bytes, cf->content_encoding == ENC_GZIP,
-                         cf->timeout_ns, "millrace-influxdb/1", err);
+                         cf->timeout_ns, "millrace-influxdb/1", &cf->tls, err);
     if (rc != 0) {
         return rc;
     }

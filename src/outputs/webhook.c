@@ -55,6 +55,7 @@ struct webhook_conf {
     int64_t max_batch;
     char *body_template;
     uint64_t max_batch_bytes;
+    struct mr_curl_tls tls;
 };
 
 static const char *const methods[] = {"POST", "PUT", "PATCH", NULL};
@@ -136,6 +137,7 @@ static const char *template_parse(const char *tpl, struct part *parts, size_t *n
 static void webhook_check(void *conf, struct mr_config_check *chk)
 {
     const struct webhook_conf *c = conf;
+    mr_curl_tls_check(&c->tls, chk);
     if (c->url != NULL && strncmp(c->url, "http://", 7) != 0 &&
         strncmp(c->url, "https://", 8) != 0) {
         mr_config_check_fail(chk, "url", "'%s' must start with http:// or https://", c->url);
@@ -213,6 +215,7 @@ static const struct mr_field webhook_fields[] = {
      .max = "16MiB",
      .help = "Largest request body; fewer records go into a request when they would not fit. "
              "A single record larger than this is rejected to the dead-letter topic."},
+    MR_CURL_TLS_FIELDS(struct webhook_conf, tls),
     {0},
 };
 
@@ -500,7 +503,7 @@ static int webhook_init(void *ctx, const void *conf, struct mr_output_host *host
     }
     rc = rc ? rc
             : mr_curl_out_init(&c->http, c->cap, cf->content_encoding == ENC_GZIP, cf->timeout_ns,
-                               "millrace-http/1", err);
+                               "millrace-http/1", &cf->tls, err);
     rc = rc ? rc : headers_build(c, err);
     rc = rc ? rc
             : mr_plugin_counters_register(host->metrics, &mr_output_http, host->name, &c->counters);

@@ -1,4 +1,5 @@
-/* `GET /metrics` (Prometheus text format) and `GET /` (a pointer to it) at the configuration's
+/* `GET /metrics` (Prometheus text format), `GET /` (a pointer to it) and the JSON routes of the
+ * HTTP API (docs/API.md, added with mr_http_metrics_route_json) at the configuration's
  * `http.listen`, served by the shared HTTP server (src/web/http_server.c). The dashboard (a
  * later issue) grows from here; until then this is how progress, lag and errors are read by
  * Prometheus or by a person with curl.
@@ -9,6 +10,7 @@
  */
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "millrace/alloc.h"
@@ -20,6 +22,13 @@
 #define REQUEST_TIMEOUT 5000
 #define RENDER_START    (64u * 1024u)
 #define RENDER_MAX      (64u * 1024u * 1024u)
+#define MAX_ROUTES      8
+
+struct json_route {
+    const char *path;
+    char *(*render)(void *arg);
+    void *arg;
+};
 
 struct mr_http_metrics {
     struct mr_http_server *srv;
@@ -28,6 +37,8 @@ struct mr_http_metrics {
     size_t cap;
     void (*done)(void *arg);
     void *done_arg;
+    struct json_route routes[MAX_ROUTES];
+    size_t nroutes;
 };
 
 static void text(struct mr_http_request *r, int status, const char *extra, const char *msg)
@@ -61,13 +72,38 @@ static void serve_metrics(struct mr_http_metrics *m, struct mr_http_request *r)
     text(r, 500, NULL, "cannot render metrics\n");
 }
 
+static const struct json_route *route_find(const struct mr_http_metrics *m, const char *path)
+{
+    for (size_t i = 0; i < m->nroutes; i++) {
+        if (strcmp(m->routes[i].path, path) == 0) {
+            return &m->routes[i];
+        }
+    }
+    return NULL;
+}
+
+static void serve_json(const struct json_route *jr, struct mr_http_request *r)
+{
+    char *body = jr->render(jr->arg);
+    if (body == NULL) {
+        const char *msg = "{\"error\":\"cannot render the answer (out of memory?)\"}\n";
+        mr_http_respond(r, 500, "application/json", NULL, msg, strlen(msg));
+        return;
+    }
+    mr_http_respond(r, 200, "application/json", "Cache-Control: no-store\r\n", body, strlen(body));
+    free(body);
+}
+
 static void handle(void *arg, struct mr_http_request *r)
 {
     struct mr_http_metrics *m = arg;
     const char *method = mr_http_request_method(r);
     const char *path = mr_http_request_path(r);
+    const struct json_route *jr = route_find(m, path);
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
         text(r, 405, "Allow: GET, HEAD\r\n", "only GET is served here\n");
+    } else if (jr != NULL) {
+        serve_json(jr, r);
     } else if (strcmp(path, "/metrics") == 0) {
         serve_metrics(m, r);
     } else if (strcmp(path, "/") == 0) {
@@ -99,6 +135,16 @@ int mr_http_metrics_start(struct mr_http_metrics **out, uv_loop_t *loop, const c
         return rc;
     }
     *out = m;
+    return 0;
+}
+
+int mr_http_metrics_route_json(struct mr_http_metrics *m, const char *path,
+                               char *(*render)(void *arg), void *arg)
+{
+    if (m->nroutes == MAX_ROUTES || route_find(m, path) != NULL) {
+        return MR_EEXIST;
+    }
+    m->routes[m->nroutes++] = (struct json_route){.path = path, .render = render, .arg = arg};
     return 0;
 }
 

@@ -5,7 +5,8 @@
  * exact values and timestamps, that a server that is down answers RETRY and the same batch is
  * delivered after a restart, that a point InfluxDB refuses (field type conflict) goes to reject()
  * with InfluxDB's reason while the rest is written, that a missing database with creation off is
- * FATAL with a clear message, and that a replay overwrites instead of duplicating. */
+ * FATAL with a clear message, that a replay overwrites instead of duplicating, and that https
+ * verifies the server against tls_ca (a second influxd with a certificate the test makes). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -45,6 +46,7 @@ struct influx {
     int port;
     int rpc_port;
     pid_t pid;
+    bool https; /* serves https with dir/srv.crt, signed by dir/ca.crt */
 };
 
 static struct influx g_ix;
@@ -70,12 +72,16 @@ static size_t sink_body(char *data, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-/* GET or POST path (query string included) on the server; returns the status, body in out. */
-static long http(const char *method, const char *path, char *out)
+/* GET or POST path (query string included) on ix; returns the status, body in out. */
+static long http_on(const struct influx *ix, const char *method, const char *path, char *out)
 {
-    char url[4096];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", g_ix.port, path);
+    char url[4096], ca[128];
+    snprintf(url, sizeof(url), "%s://127.0.0.1:%d%s", ix->https ? "https" : "http", ix->port, path);
+    snprintf(ca, sizeof(ca), "%s/ca.crt", ix->dir);
     CURL *h = curl_easy_init();
+    if (ix->https) {
+        curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+    }
     out[0] = '\0';
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
@@ -92,6 +98,11 @@ static long http(const char *method, const char *path, char *out)
     return status;
 }
 
+static long http(const char *method, const char *path, char *out)
+{
+    return http_on(&g_ix, method, path, out);
+}
+
 static void influx_start(struct influx *ix)
 {
     char buf[65536];
@@ -103,8 +114,11 @@ static void influx_start(struct influx *ix)
             "[data]\n  dir = \"%s/data\"\n  wal-dir = \"%s/wal\"\n  query-log-enabled = false\n"
             "[monitor]\n  store-enabled = false\n"
             "[http]\n  bind-address = \"127.0.0.1:%d\"\n  log-enabled = false\n"
+            "  https-enabled = %s\n  https-certificate = \"%s/srv.crt\"\n"
+            "  https-private-key = \"%s/srv.key\"\n"
             "[continuous_queries]\n  enabled = false\n",
-            ix->rpc_port, ix->dir, ix->dir, ix->dir, ix->port);
+            ix->rpc_port, ix->dir, ix->dir, ix->dir, ix->port, ix->https ? "true" : "false",
+            ix->dir, ix->dir);
     fclose(f);
     char log[128];
     snprintf(log, sizeof(log), "%s/influxd.log", ix->dir);
@@ -119,7 +133,7 @@ static void influx_start(struct influx *ix)
     }
     ix->pid = pid;
     for (int i = 0; i < 150; i++) { /* at most 15 s */
-        if (http("GET", "/ping", buf) == 204) {
+        if (http_on(ix, "GET", "/ping", buf) == 204) {
             return;
         }
         usleep(100000);
@@ -508,6 +522,75 @@ static void test_down_retry_then_recovery(void **state)
     rig_close(r);
 }
 
+/* A certificate authority (ca) and a server certificate for 127.0.0.1 signed by it, and a second
+ * authority (other) that signed nothing, in dir. */
+static void make_certs(const char *dir)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "cd %s && exec >/dev/null 2>&1 && for ca in ca other; do openssl req -x509 -newkey "
+             "ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout $ca.key -subj \"/CN=t $ca\" "
+             "-days 2 -out $ca.crt; done && openssl req -new -newkey ec -pkeyopt "
+             "ec_paramgen_curve:prime256v1 -nodes -keyout srv.key -subj /CN=127.0.0.1 -out "
+             "srv.csr && printf 'subjectAltName=IP:127.0.0.1\\n' > srv.ext && openssl x509 -req "
+             "-in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile srv.ext "
+             "-out srv.crt",
+             dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* https: with tls_ca the points arrive; without it, or with the wrong authority, the write is
+ * retried with the certificate problem in the message (nothing written); insecure_skip_verify
+ * accepts the certificate. */
+static void test_https_verifies_server(void **state)
+{
+    (void)state;
+    struct influx ix = {.https = true};
+    snprintf(ix.dir, sizeof(ix.dir), "/tmp/mr-influx-tls.XXXXXX");
+    assert_non_null(mkdtemp(ix.dir));
+    snprintf(ix.conf, sizeof(ix.conf), "%s/influxdb.conf", ix.dir);
+    ix.port = free_port();
+    ix.rpc_port = free_port();
+    make_certs(ix.dir);
+    influx_start(&ix);
+    static const struct {
+        const char *tls; /* %s: the directory */
+        int want;
+    } cases[] = {
+        {"tls_ca: %s/ca.crt", MR_SINK_OK},
+        {"tls_ca: %s/other.crt", MR_SINK_RETRY},
+        {"timeout: 2s", MR_SINK_RETRY}, /* the system's authorities do not know ours */
+        {"insecure_skip_verify: true", MR_SINK_OK},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char tls[256], yaml[512];
+        snprintf(tls, sizeof(tls), cases[i].tls, ix.dir);
+        snprintf(yaml, sizeof(yaml), "{urls: [\"https://127.0.0.1:%d\"], database: tls, %s}",
+                 ix.port, tls);
+        struct rig *r = rig_open(yaml);
+        struct mr_record rec = {.time_ns = T0 + (int64_t)i,
+                                .asset = intern(r, "plant/press"),
+                                .signal = intern(r, "press.count"),
+                                .type = MR_VALUE_I64};
+        rec.v.i64 = (int64_t)i;
+        struct mr_err err = {0};
+        int rc = mr_output_influxdb.output.write(r->ctx, &rec, 1, &err);
+        if (rc != cases[i].want) {
+            fail_msg("case %zu (%s): answer %d, want %d: %s", i, tls, rc, cases[i].want, err.msg);
+        }
+        if (rc == MR_SINK_RETRY) {
+            assert_non_null(strstr(err.msg, "certificate"));
+        }
+        rig_close(r);
+    }
+    char body[65536];
+    assert_int_equal(http_on(&ix, "GET", "/query?db=tls&q=SELECT+sum(count)+FROM+press", body),
+                     200);
+    assert_non_null(strstr(body, "\"values\":[[\"1970-01-01T00:00:00Z\",3]]")); /* 0 + 3 */
+    influx_stop(&ix);
+    nftw(ix.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* Missing database with creation off -> FATAL naming it; with creation on -> created. */
 static void test_missing_database(void **state)
 {
@@ -551,6 +634,7 @@ static void test_bad_config(void **state)
         "{urls: [\"http://x\"], username: u}",
         "{urls: [\"http://x\"], precision: h}",
         "{urls: [\"http://x\"], quality: maybe}",
+        "{urls: [\"https://x\"], tls_cert: /etc/c.pem}", /* without tls_key */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         unsigned char conf[1024];
@@ -573,6 +657,7 @@ int main(void)
         cmocka_unit_test(test_type_conflict_rejected_rest_written),
         cmocka_unit_test(test_missing_database),
         cmocka_unit_test(test_down_retry_then_recovery),
+        cmocka_unit_test(test_https_verifies_server),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
