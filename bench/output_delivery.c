@@ -37,6 +37,7 @@
  * that many rows (one commit, one WAL flush each, as the output does).
  *
  *   output_delivery [--dir DIR] [--points N] [--lines L] [--copy-rows R] [--case all|influx|pg]
+ *                   [--batch-size B]   (delivery.batch_size of the outputs; default millrace's)
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -74,6 +75,7 @@ struct bench {
     long points, lines;
     long copy_rows; /* rows per COPY transaction of the PostgreSQL peer; 0: all in one */
     const char *which;
+    long batch_size; /* delivery.batch_size of the outputs; 0: millrace's default */
     double influx_bulk, pg_copy;
 };
 
@@ -324,6 +326,9 @@ static double millrace_deliver(const struct bench *b, const char *name, const ch
             "pipelines:\n  " TOPIC ": {from: [idle], to: [historian]}\n"
             "outputs:\n  historian:\n%s",
             journal, port, out);
+    if (b->batch_size > 0) {
+        fprintf(f, "    delivery: {batch_size: %ld}\n", b->batch_size);
+    }
     fclose(f);
     pid_t pid = fork();
     if (pid == 0) {
@@ -733,9 +738,11 @@ int main(int argc, char **argv)
             b.copy_rows = strtol(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--case") == 0 && i + 1 < argc) {
             b.which = argv[++i];
+        } else if (strcmp(argv[i], "--batch-size") == 0 && i + 1 < argc) {
+            b.batch_size = strtol(argv[++i], NULL, 10);
         } else {
             fprintf(stderr, "usage: output_delivery [--dir DIR] [--points N] [--lines L] "
-                            "[--copy-rows R] [--case all|influx|pg]\n");
+                            "[--copy-rows R] [--case all|influx|pg] [--batch-size B]\n");
             return 2;
         }
     }

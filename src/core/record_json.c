@@ -31,6 +31,7 @@
 
 #include "millrace/alloc.h"
 #include "millrace/record.h"
+#include "millrace/numtext.h"
 
 #define NS_PER_SEC     1000000000LL
 #define RFC3339_LEN    30 /* "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" */
@@ -324,10 +325,7 @@ static void jb_f64(struct jbuf *b, double v)
         jb_put(b, "null", 4);
         return;
     }
-    int n = snprintf(tmp, sizeof(tmp), "%.15g", v);
-    if (strtod(tmp, NULL) != v) {
-        n = snprintf(tmp, sizeof(tmp), "%.17g", v);
-    }
+    int n = mr_double_text(v, tmp, sizeof(tmp));
     jb_put(b, tmp, (size_t)n);
     if (strpbrk(tmp, ".e") == NULL) {
         jb_put(b, ".0", 2);

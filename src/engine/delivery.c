@@ -1,6 +1,7 @@
 /* Delivery: one thread per output, draining the topics that feed it through a journal cursor.
  *
- *   topics --reader--> decode --> output.write --OK--> (every 250 ms) flush, commit cursor
+ *   topics --reader--> copy, decode --> output.write --OK--> (every 250 ms) flush, commit cursor
+ *                      (gathered up to delivery.batch_size records)
  *                                      |RETRY--> wait, same batch again
  *                                      |FATAL--> stop delivering; the cursor stays, nothing lost
  *
@@ -16,6 +17,14 @@
  * Records the destination refuses for good (host->reject during write) go to the dead-letter
  * topic "deadletter.<name>" with the reason in an "mr.reject" record header; that topic is
  * synced before the cursor moves past them, so a rejected record is never simply gone.
+ *
+ * Batching: a write carries up to delivery.batch_size records of one topic partition, gathered
+ * from as many journal batches as the reader has right now (or within delivery.batch_wait), so a
+ * backlog goes out in few large requests/transactions whatever sizes the journal batches have.
+ * Decoded records borrow string values, tag values and sample blocks from the batch bytes, which
+ * the reader reuses at its next call: each journal batch's records are therefore copied into
+ * an arena owned by the output (one memcpy per journal batch, no allocation per record) and
+ * decoded from there; the arena is reused once the pending records are written.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -29,9 +38,15 @@
 #include "millrace/engine.h"
 #include "millrace/log.h"
 
-#define CHUNK         1024
+#define BATCH_DEFAULT 5000
 #define COMMIT_NS     (250 * 1000000LL) /* cursor saves: 2 fsyncs each; bounds re-delivery */
 #define SLEEP_STEP_NS (50 * 1000000LL)
+/* The arena holding the copied journal batches of the records not yet written: ARENA_PER_REC
+ * bytes a record of batch_size (a record of a few short tags fits), at least ARENA_MIN, grown
+ * (while empty) to the largest journal batch seen, never beyond MR_BATCH_MAX_BYTES. */
+#define ARENA_PER_REC 256u
+#define ARENA_MIN     (2u * 1024u * 1024u)
+#define REJECTS_MIN   64u
 
 enum output_state { /* millrace_output_state */
                     STATE_OK = 0,
@@ -51,6 +66,7 @@ struct dsource {
     struct mr_journal_topic *topic;
     uint32_t partition;
     struct mr_journal_reader *reader;
+    int64_t read_pos; /* next offset to decode (records before it are pending or written) */
     /* position and oldest_ms are also read by the metrics collector (another thread) */
     _Atomic int64_t position;  /* next offset to deliver */
     int64_t committed;         /* last committed position */
@@ -66,8 +82,14 @@ struct mr_delivery {
     bool ready;
     struct dsource *sources;
     size_t nsources;
-    struct mr_record *recs;
-    int64_t *offsets; /* journal offset of recs[i], for outputs that relay the journal */
+    struct mr_record *recs; /* batch_size records of one source, gathered for the next write */
+    int64_t *offsets;       /* journal offset of recs[i], for outputs that relay the journal */
+    size_t npending;        /* recs[0..npending) decoded, not yet written */
+    int64_t fill_start;     /* when recs[0] was decoded (for batch_wait) */
+    int64_t next_commit;    /* when the cursor is saved next */
+    uint8_t *arena;         /* copies of the journal batches recs[] borrow from */
+    size_t arena_cap;
+    size_t arena_used;
     struct mr_names_memo memo;
     struct mr_log_ratelimit rl;
     pthread_t thread;
@@ -90,10 +112,12 @@ struct mr_delivery {
     int64_t backoff_ns;
     int64_t failures; /* in a row */
     uint64_t rng;
-    /* rejections of the write in progress (kept only if it answers OK) */
+    /* rejections of the write in progress (kept only if it answers OK); grown on demand up to
+     * batch_size entries */
     struct rejection *rejects;
     size_t nrejects;
-    size_t rejects_lost; /* more than CHUNK in one write: counted, not kept */
+    size_t rejects_cap;
+    size_t rejects_lost; /* more than batch_size in one write, or no memory: counted, not kept */
     char dlq_name[320];
     struct mr_topic_writer *dlq; /* opened at the first rejection */
     bool collecting;             /* update_lag is a metrics collector */
@@ -121,7 +145,16 @@ static void note_error(struct mr_delivery *d, const char *fmt, ...)
 static void host_reject(struct mr_output_host *host, size_t index, const char *reason)
 {
     struct mr_delivery *d = host->arg;
-    if (d->nrejects == CHUNK) {
+    size_t max = (size_t)d->conf.batch_size;
+    if (d->nrejects == d->rejects_cap && d->rejects_cap < max) {
+        size_t cap = d->rejects_cap * 2 < max ? d->rejects_cap * 2 : max;
+        struct rejection *grown = mr_realloc(d->rejects, cap * sizeof(*grown));
+        if (grown != NULL) {
+            d->rejects = grown;
+            d->rejects_cap = cap;
+        }
+    }
+    if (d->nrejects == d->rejects_cap) {
         d->rejects_lost++;
         return;
     }
@@ -181,9 +214,9 @@ static int dlq_put(struct mr_delivery *d, const struct dsource *s, size_t n)
     }
     if (d->rejects_lost > 0) {
         MR_LOG_RL(&d->rl, MR_LOG_ERROR, d->host.name,
-                  "output rejected the same record index more than %d times in one batch; "
-                  "%zu rejections not recorded",
-                  CHUNK, d->rejects_lost);
+                  "output rejected more records than the batch holds (%zu), or no memory for "
+                  "them; %zu rejections not recorded",
+                  n, d->rejects_lost);
     }
     return rc;
 }
@@ -383,45 +416,92 @@ static void commit(struct mr_delivery *d)
     }
 }
 
-/* Deliver one journal batch of s: 1 done, 0 nothing to read, -1 stop. */
-static int deliver_batch(struct mr_delivery *d, struct dsource *s)
+/* Write the pending records of s until the output confirmed them; the position moves past
+ * them only then. False on FATAL or stop. */
+static bool pending_write(struct mr_delivery *d, struct dsource *s)
 {
-    struct mr_batch_info info;
-    int rc = mr_journal_reader_next_batch(s->reader, &info);
-    if (rc == MR_ERANGE && mr_journal_reader_seek(s->reader, MR_JOURNAL_EARLIEST) == 0) {
-        /* Retention or the journal's disk cap deleted records before this output read them:
-         * say how many, continue with what is left. */
-        int64_t now_at = mr_journal_reader_position(s->reader);
-        mr_counter_add(d->m_deleted_unread, (uint64_t)(now_at - s->position));
-        MR_LOG_WARN(d->host.name,
-                    "%s[%u]: %" PRId64 " records were deleted (retention or journal.max_bytes) "
-                    "before they were delivered; continuing at offset %" PRId64,
-                    mr_journal_topic_name(s->topic), s->partition, now_at - s->position, now_at);
-        s->position = now_at;
-        return 1;
+    size_t n = d->npending;
+    if (n == 0) {
+        return true;
     }
-    if (rc != 0) {
-        if (rc != MR_EAGAIN && rc != MR_EEOF) {
-            MR_LOG_RL(&d->rl, MR_LOG_ERROR, d->host.name, "reading %s[%u]: %s",
-                      mr_journal_topic_name(s->topic), s->partition, mr_strerror(rc));
-            note_error(d, "reading %s[%u]: %s", mr_journal_topic_name(s->topic), s->partition,
-                       mr_strerror(rc));
+    if (!deliver(d, s, n)) {
+        return false;
+    }
+    mr_counter_add(d->m_delivered, n - d->nrejects); /* rejected: not delivered */
+    s->position = d->offsets[n - 1] + 1;
+    d->npending = 0;
+    int64_t now = mr_clock_mono_ns();
+    if (now >= d->next_commit) { /* a long backlog: save the position as often as between reads */
+        commit(d);
+        d->next_commit = now + COMMIT_NS;
+    }
+    return true;
+}
+
+/* The records of a journal batch, copied behind the pending ones (whose bytes stay put). When
+ * they do not fit, the pending records are written first; an arena too small for one batch
+ * grows while empty. NULL on stop or FATAL (*rc 0) or without memory (*rc MR_ENOMEM). */
+static const uint8_t *arena_keep(struct mr_delivery *d, struct dsource *s,
+                                 const struct mr_batch_info *info, int *rc)
+{
+    *rc = 0;
+    size_t len = info->records_len;
+    if (len > d->arena_cap - d->arena_used && !pending_write(d, s)) {
+        return NULL;
+    }
+    if (d->npending == 0) {
+        d->arena_used = 0; /* no record borrows from it any more */
+    }
+    if (len > d->arena_cap - d->arena_used) { /* empty now: only a batch larger than the arena */
+        uint8_t *grown = mr_realloc(d->arena, len);
+        if (grown == NULL) {
+            *rc = MR_ENOMEM;
+            return NULL;
         }
-        return 0;
+        d->arena = grown;
+        d->arena_cap = len;
     }
-    s->oldest_ms = info.base_timestamp;
+    uint8_t *copy = d->arena + d->arena_used;
+    if (len > 0) {
+        memcpy(copy, info->records, len);
+    }
+    d->arena_used += len;
+    return copy;
+}
+
+/* Decode the records of one journal batch of s behind the pending ones, writing whenever
+ * batch_size are gathered. False on stop or FATAL. */
+static bool batch_take(struct mr_delivery *d, struct dsource *s, const struct mr_batch_info *info)
+{
+    int rc = 0;
+    struct mr_batch_info kept = *info;
+    kept.records = arena_keep(d, s, info, &rc);
+    if (kept.records == NULL) {
+        if (rc == 0) {
+            return false;
+        }
+        /* Without room for a copy, deliver this batch alone from the reader's bytes (valid
+         * until its next call): correct, only smaller writes. */
+        if (!pending_write(d, s)) {
+            return false;
+        }
+        kept.records = info->records;
+    }
+    if (d->npending == 0) {
+        s->oldest_ms = info->base_timestamp;
+        d->fill_start = mr_clock_mono_ns();
+    }
     struct mr_batch_iter it;
     struct mr_batch_record br;
-    mr_batch_iter_init(&it, &info);
-    size_t n = 0;
+    mr_batch_iter_init(&it, &kept);
     while (mr_batch_iter_next(&it, &br, NULL) == 0) {
-        if (br.offset < s->position || br.value_len <= 0) {
+        if (br.offset < s->read_pos || br.value_len <= 0) {
             continue;
         }
         struct mr_err e;
         mr_err_clear(&e);
         bool ours = mr_batch_record_is_millrace(&br);
-        if (!ours || mr_record_decode_memo(&d->recs[n], d->env->names, &d->memo, br.value,
+        if (!ours || mr_record_decode_memo(&d->recs[d->npending], d->env->names, &d->memo, br.value,
                                            (size_t)br.value_len, &e) != 0) {
             /* Not a millrace record (appended raw with `journal append`): nothing an output
              * can render. Counted and named, then passed over. */
@@ -431,30 +511,108 @@ static int deliver_batch(struct mr_delivery *d, struct dsource *s)
                       ours ? e.msg : "not a millrace record");
             continue;
         }
-        d->offsets[n] = br.offset;
-        if (++n == CHUNK) {
-            if (!deliver(d, s, n)) {
+        d->offsets[d->npending] = br.offset;
+        if (++d->npending == (size_t)d->conf.batch_size) {
+            if (!pending_write(d, s)) {
+                return false;
+            }
+            s->oldest_ms = info->base_timestamp;
+            d->fill_start = mr_clock_mono_ns();
+        }
+    }
+    s->read_pos = info->base_offset + info->last_offset_delta + 1;
+    if (d->npending == 0) {
+        s->position = s->read_pos; /* skipped records at the end are passed too */
+    }
+    if (kept.records == info->records) { /* not copied: may not outlive this call */
+        return pending_write(d, s);
+    }
+    return true;
+}
+
+/* The journal holds fewer than batch_size records for s right now: wait for more (up to
+ * batch_wait after the first pending record)? True to read again. */
+static bool fill_wait(struct mr_delivery *d, struct dsource *s)
+{
+    if (d->npending == 0 || d->conf.batch_wait_ns <= 0 || atomic_load(&d->stop)) {
+        return false;
+    }
+    int64_t left = d->fill_start + d->conf.batch_wait_ns - mr_clock_mono_ns();
+    if (left <= 0) {
+        return false;
+    }
+    int64_t step = left < SLEEP_STEP_NS ? left : SLEEP_STEP_NS;
+    int rc = mr_journal_reader_wait(s->reader, (int)(step / 1000000) + 1);
+    return rc == 0 || rc == MR_ETIMEDOUT;
+}
+
+/* Retention or the journal's disk cap deleted records before this output read them: say how
+ * many, continue with what is left. */
+static void deleted_skip(struct mr_delivery *d, struct dsource *s)
+{
+    int64_t now_at = mr_journal_reader_position(s->reader);
+    mr_counter_add(d->m_deleted_unread, (uint64_t)(now_at - s->read_pos));
+    MR_LOG_WARN(d->host.name,
+                "%s[%u]: %" PRId64 " records were deleted (retention or journal.max_bytes) "
+                "before they were delivered; continuing at offset %" PRId64,
+                mr_journal_topic_name(s->topic), s->partition, now_at - s->read_pos, now_at);
+    s->read_pos = now_at;
+    s->position = now_at;
+}
+
+/* Deliver what s holds now, in writes of up to batch_size records gathered across journal
+ * batches: 1 done, 0 nothing to read, -1 stop. Reads for at most COMMIT_NS (then writes what
+ * it has), so other sources and the cursor commit get their turn during a long backlog. */
+static int deliver_source(struct mr_delivery *d, struct dsource *s)
+{
+    int64_t until = mr_clock_mono_ns() + COMMIT_NS;
+    int did = 0;
+    d->npending = 0;
+    for (;;) {
+        struct mr_batch_info info;
+        int rc = mr_journal_reader_next_batch(s->reader, &info);
+        if (rc == MR_ERANGE) {
+            if (!pending_write(d, s)) {
                 return -1;
             }
-            mr_counter_add(d->m_delivered, n - d->nrejects); /* rejected: not delivered */
-            n = 0;
+            if (mr_journal_reader_seek(s->reader, MR_JOURNAL_EARLIEST) == 0) {
+                deleted_skip(d, s);
+                did = 1;
+                continue;
+            }
         }
-    }
-    if (n > 0) {
-        if (!deliver(d, s, n)) {
+        if (rc != 0) {
+            if (rc != MR_EAGAIN && rc != MR_EEOF) {
+                MR_LOG_RL(&d->rl, MR_LOG_ERROR, d->host.name, "reading %s[%u]: %s",
+                          mr_journal_topic_name(s->topic), s->partition, mr_strerror(rc));
+                note_error(d, "reading %s[%u]: %s", mr_journal_topic_name(s->topic), s->partition,
+                           mr_strerror(rc));
+            }
+            if ((rc == MR_EAGAIN || rc == MR_EEOF) && fill_wait(d, s)) {
+                continue;
+            }
+            break;
+        }
+        did = 1;
+        if (!batch_take(d, s, &info)) {
             return -1;
         }
-        mr_counter_add(d->m_delivered, n - d->nrejects); /* rejected: not delivered */
+        if (mr_clock_mono_ns() > until || (atomic_load(&d->stop) && !atomic_load(&d->drain))) {
+            break;
+        }
     }
-    s->position = info.base_offset + info.last_offset_delta + 1;
-    return 1;
+    if (!pending_write(d, s)) {
+        return -1;
+    }
+    s->position = s->read_pos;
+    return did;
 }
 
 static void *delivery_main(void *arg)
 {
     struct mr_delivery *d = arg;
     uint64_t seen = 0;
-    int64_t next_commit = mr_clock_mono_ns() + COMMIT_NS;
+    d->next_commit = mr_clock_mono_ns() + COMMIT_NS;
     while (!d->failed) {
         if (atomic_load(&d->stop) && (!atomic_load(&d->drain) || measure_lag(d).records == 0 ||
                                       mr_clock_mono_ns() > d->drain_deadline)) {
@@ -462,16 +620,16 @@ static void *delivery_main(void *arg)
         }
         int done = 0;
         for (size_t i = 0; i < d->nsources && !d->failed; i++) {
-            int rc = deliver_batch(d, &d->sources[i]);
+            int rc = deliver_source(d, &d->sources[i]);
             if (rc < 0) {
                 break;
             }
             done += rc;
         }
         int64_t now = mr_clock_mono_ns();
-        if (now >= next_commit) {
+        if (now >= d->next_commit) {
             commit(d);
-            next_commit = now + COMMIT_NS;
+            d->next_commit = now + COMMIT_NS;
         }
         if (done == 0 && !atomic_load(&d->stop)) {
             mr_engine_env_wait(d->env, &seen, 50);
@@ -505,6 +663,7 @@ int mr_delivery_create(struct mr_delivery **out, struct mr_engine_env *env,
         d->conf.retry_max_ns >= d->conf.retry_min_ns ? d->conf.retry_max_ns : d->conf.retry_min_ns;
     d->conf.circuit_failures = d->conf.circuit_failures > 0 ? d->conf.circuit_failures : 10;
     d->conf.circuit_open_ns = d->conf.circuit_open_ns > 0 ? d->conf.circuit_open_ns : 30000000000LL;
+    d->conf.batch_size = d->conf.batch_size > 0 ? d->conf.batch_size : BATCH_DEFAULT;
     d->backoff_ns = d->conf.retry_min_ns;
     d->rng = (uint64_t)mr_clock_mono_ns() ^ (uint64_t)(uintptr_t)d ^ 0x9e3779b97f4a7c15ULL;
     if (pc->delivery.dead_letter_topic != NULL) {
@@ -517,10 +676,16 @@ int mr_delivery_create(struct mr_delivery **out, struct mr_engine_env *env,
                                       .metrics = env->metrics,
                                       .reject = host_reject,
                                       .arg = d};
-    d->recs = mr_calloc(CHUNK, sizeof(struct mr_record));
-    d->offsets = mr_calloc(CHUNK, sizeof(int64_t));
-    d->rejects = mr_calloc(CHUNK, sizeof(struct rejection));
-    int rc = d->recs != NULL && d->offsets != NULL && d->rejects != NULL
+    size_t cap = (size_t)d->conf.batch_size;
+    d->recs = mr_calloc(cap, sizeof(struct mr_record));
+    d->offsets = mr_calloc(cap, sizeof(int64_t));
+    d->rejects_cap = cap < REJECTS_MIN ? cap : REJECTS_MIN;
+    d->rejects = mr_calloc(d->rejects_cap, sizeof(struct rejection));
+    d->arena_cap = cap * ARENA_PER_REC;
+    d->arena_cap = d->arena_cap < ARENA_MIN ? ARENA_MIN : d->arena_cap;
+    d->arena_cap = d->arena_cap > MR_BATCH_MAX_BYTES ? MR_BATCH_MAX_BYTES : d->arena_cap;
+    d->arena = mr_malloc(d->arena_cap);
+    int rc = d->recs != NULL && d->offsets != NULL && d->rejects != NULL && d->arena != NULL
                  ? 0
                  : MR_ERR_SET(err, MR_ENOMEM, "out of memory");
     for (size_t t = 0; rc == 0 && t < ntopics; t++) {
@@ -555,6 +720,7 @@ int mr_delivery_create(struct mr_delivery **out, struct mr_engine_env *env,
                 break;
             }
             s->position = mr_journal_reader_position(s->reader);
+            s->read_pos = s->position;
             s->committed = s->position;
             d->nsources++;
         }
@@ -686,6 +852,7 @@ void mr_delivery_destroy(struct mr_delivery *d)
     mr_free(d->offsets);
     mr_free(d->rejects);
     pthread_mutex_destroy(&d->error_lock);
+    mr_free(d->arena);
     mr_free(d);
 }
 

@@ -69,6 +69,7 @@
 #include "millrace/clock.h"
 #include "millrace/log.h"
 #include "millrace/plugin.h"
+#include "millrace/numtext.h"
 
 #define INITIAL_BUF (256u * 1024u)
 #define CSV_HEADER  "time,asset,signal,value,quality,tags\n"
@@ -281,10 +282,7 @@ static void put_double(struct out *o, double v)
     } else if (isinf(v)) {
         n = snprintf(tmp, sizeof(tmp), "%s", v < 0 ? "-Inf" : "Inf");
     } else {
-        n = snprintf(tmp, sizeof(tmp), "%.15g", v);
-        if (strtod(tmp, NULL) != v) {
-            n = snprintf(tmp, sizeof(tmp), "%.17g", v);
-        }
+        n = mr_double_text(v, tmp, sizeof(tmp));
     }
     put(o, tmp, (size_t)n);
 }
@@ -401,12 +399,7 @@ static void put_json_double(struct out *o, double v)
         put(o, "null", 4);
         return;
     }
-    for (int prec = 15; prec <= 17; prec++) {
-        n = snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
-        if (strtod(tmp, NULL) == v) {
-            break;
-        }
-    }
+    n = mr_double_text(v, tmp, sizeof(tmp));
     put(o, tmp, (size_t)n);
 }
 

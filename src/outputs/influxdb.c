@@ -72,8 +72,13 @@ struct influx_conf {
     struct mr_curl_tls tls;
 };
 
-/* Lines of one body: at most this many records per request (the engine hands out 1024). */
-#define MAX_LINES 4096u
+/* Lines of one body: at most this many records per request, so that a write of
+ * delivery.batch_size records (up to 100000) goes out as one request when max_batch_bytes
+ * allows; the line tables take 16 bytes a line. */
+#define MAX_LINES 100000u
+#define MIN_LINE                                                                                   \
+    32u /* lines per body: at most max_batch_bytes / MIN_LINE (shorter lines: more                 \
+           requests, nothing lost) */
 
 struct influx_ctx {
     const struct influx_conf *conf;
@@ -91,8 +96,9 @@ struct influx_ctx {
     size_t cur; /* the URL that answered last */
     char *body;
     size_t body_cap;
-    size_t line_off[MAX_LINES + 1]; /* line k is body[line_off[k]..line_off[k+1]) */
-    size_t line_rec[MAX_LINES];     /* the record index of line k */
+    size_t max_lines;
+    size_t *line_off; /* max_lines + 1: line k is body[line_off[k]..line_off[k+1]) */
+    size_t *line_rec; /* max_lines: the record index of line k */
     bool down;
     struct mr_log_ratelimit rl;
 };
@@ -427,7 +433,7 @@ static int influx_write(void *ctx, const struct mr_record *recs, size_t n, struc
     size_t i = 0;
     while (i < n) {
         size_t nlines = 0, len = 0, first = i;
-        for (; i < n && nlines < MAX_LINES; i++) {
+        for (; i < n && nlines < c->max_lines; i++) {
             if (recs[i].quality != MR_QUALITY_GOOD && c->conf->quality == MR_LP_QUALITY_DROP) {
                 continue;
             }
@@ -481,6 +487,8 @@ static void influx_fini(void *ctx)
     mr_free(c->write_urls);
     mr_free(c->query_urls);
     mr_free(c->body);
+    mr_free(c->line_off);
+    mr_free(c->line_rec);
     mr_lineproto_fini(&c->lp);
     memset(c, 0, sizeof(*c));
 }
@@ -589,7 +597,12 @@ static int influx_init(void *ctx, const void *conf, struct mr_output_host *host,
     if (rc == 0) {
         c->body_cap = (size_t)cf->max_batch_bytes;
         c->body = mr_malloc(c->body_cap);
-        rc = c->body == NULL ? MR_ERR_SET(err, MR_ENOMEM, "out of memory") : 0;
+        c->max_lines = c->body_cap / MIN_LINE < MAX_LINES ? c->body_cap / MIN_LINE : MAX_LINES;
+        c->line_off = mr_calloc(c->max_lines + 1, sizeof(size_t));
+        c->line_rec = mr_calloc(c->max_lines, sizeof(size_t));
+        rc = c->body == NULL || c->line_off == NULL || c->line_rec == NULL
+                 ? MR_ERR_SET(err, MR_ENOMEM, "out of memory")
+                 : 0;
     }
     rc = rc ? rc : http_setup(c, err);
     rc = rc ? rc : metrics_register(c, err);

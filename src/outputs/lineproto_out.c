@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "millrace/alloc.h"
+#include "millrace/numtext.h"
 
 enum { ENTRY_EMPTY = 0, ENTRY_OK = 1, ENTRY_BAD = 2 };
 
@@ -306,19 +307,6 @@ static const struct mr_lp_entry *tagkey_entry(struct mr_lineproto *lp, mr_name_i
     return e;
 }
 
-/* Shortest decimal text that reads back as exactly v ("%.15g" .. "%.17g"). */
-static int float_format(double v, char *out, size_t cap)
-{
-    int n = 0;
-    for (int prec = 15; prec <= 17; prec++) {
-        n = snprintf(out, cap, "%.*g", prec, v);
-        if (n > 0 && (size_t)n < cap && strtod(out, NULL) == v) {
-            break;
-        }
-    }
-    return n;
-}
-
 /* Floor division of event time by the precision's unit (times before 1970 round down). */
 static int64_t time_scaled(int64_t ns, int precision)
 {
@@ -389,7 +377,7 @@ static int field_value(const struct mr_lp_entry *se, const struct mr_record *rec
             *why = "NaN and infinite values cannot be stored in InfluxDB";
             return MR_EINVAL;
         }
-        n = float_format(rec->v.f64, num, sizeof(num));
+        n = mr_double_text(rec->v.f64, num, sizeof(num));
         break;
     case MR_VALUE_I64:
         n = snprintf(num, sizeof(num), "%" PRId64 "i", rec->v.i64);

@@ -63,6 +63,7 @@
 #include "millrace/clock.h"
 #include "millrace/log.h"
 #include "millrace/plugin.h"
+#include "millrace/numtext.h"
 #include "outputs/sparkplug_out.h"
 
 extern const struct mr_plugin mr_output_mqtt;
@@ -528,10 +529,7 @@ static long payload_make(struct mqtt_out_ctx *c, const struct mr_record *rec, co
     *reason = "message larger than max_message";
     switch (rec->type) {
     case MR_VALUE_F64:
-        n = snprintf(out, cap, "%.15g", rec->v.f64);
-        if (n > 0 && (size_t)n < cap && strtod(out, NULL) != rec->v.f64) {
-            n = snprintf(out, cap, "%.17g", rec->v.f64); /* the shortest that reads back */
-        }
+        n = mr_double_text(rec->v.f64, out, cap); /* -1: larger than max_message */
         break;
     case MR_VALUE_I64:
         n = snprintf(out, cap, "%" PRId64, rec->v.i64);

@@ -6,7 +6,7 @@
  *       connection: "host=db.plant port=5432 dbname=mes user=millrace password=${PGPASSWORD}"
  *       schema: public
  *       table: measurements         # created when missing (create_tables: true)
- *       layout: narrow              # one row per record
+ *       layout: narrow              # one row per record; wide: one column per signal
  *       timescaledb: auto           # a hypertable when the extension is installed
  *   pipelines:
  *     store: {from: [plant.clean], to: [historian]}
@@ -34,7 +34,11 @@
  * Answers: server away, restarting, shutting down, out of disk, serialization failure, timeout
  * -> MR_SINK_RETRY (reconnect on the next call; the journal buffers); credentials, database,
  * privileges, a mapped table without the needed columns -> MR_SINK_FATAL with the reason.
- * Sample blocks are not stored (rejected with a reason). layout: wide is not available yet.
+ * Sample blocks are not stored (rejected with a reason).
+ *
+ * layout: wide (postgresql_wide.c) writes one row per (asset, time) with one column per signal
+ * instead, in the same transaction as the offset; the checks above and the halving of a refused
+ * batch are shared, only the rows differ.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -46,25 +50,45 @@
 #include "millrace/alloc.h"
 #include "millrace/log.h"
 #include "millrace/plugin.h"
+#include "millrace/numtext.h"
 #include "outputs/postgresql_internal.h"
 
 extern const struct mr_plugin mr_output_postgresql;
 
-#define FLUSH_BYTES   (1024u * 1024u)       /* hand COPY data to libpq in pieces of this size */
-#define BUF_MAX       (64u * 1024u * 1024u) /* largest single row */
-#define MAX_NAME_IDS  (1u << 24)
-#define REJECT_PREFIX "PostgreSQL refused the row"
+#define MAX_NAME_IDS (1u << 24)
 
 static const char *const layouts[] = {"narrow", "wide", NULL};
 static const char *const tsdb_modes[] = {"auto", "on", "off", NULL};
 
+/* A signal name usable as a column of the wide table (names the problem otherwise). */
+static const char *signal_name_problem(const char *name, bool quality_columns)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > PG_NAME_MAX) {
+        return "must be 1..63 bytes (PostgreSQL's limit for a column name)";
+    }
+    if (quality_columns && len + sizeof("_quality") - 1 > PG_NAME_MAX) {
+        return "must be at most 55 bytes with quality_columns (<signal>_quality is a column "
+               "name too)";
+    }
+    if (strcmp(name, "time") == 0 || strcmp(name, "asset") == 0) {
+        return "time and asset are the key columns of the wide table";
+    }
+    return NULL;
+}
+
 static void pg_check(void *conf, struct mr_config_check *chk)
 {
     const struct pg_conf *c = conf;
-    if (c->layout == PG_LAYOUT_WIDE) {
-        mr_config_check_fail(chk, "layout",
-                             "wide is not available yet; use narrow (one row per record: "
-                             "time, asset, signal, value)");
+    if (c->layout != PG_LAYOUT_WIDE && (c->signals.n > 0 || c->quality_columns)) {
+        mr_config_check_fail(chk, c->signals.n > 0 ? "signals" : "quality_columns",
+                             "only for layout: wide (narrow stores every signal and its quality)");
+    }
+    for (size_t i = 0; i < c->signals.n; i++) {
+        const char *why = signal_name_problem(c->signals.items[i], c->quality_columns);
+        if (why != NULL) {
+            mr_config_check_fail(chk, "signals", "\"%s\": %s", c->signals.items[i], why);
+        }
     }
     if (c->table != NULL && (c->table[0] == '\0' || strlen(c->table) > 63)) {
         mr_config_check_fail(chk, "table", "must be 1..63 characters (a PostgreSQL name)");
@@ -107,15 +131,18 @@ static const struct mr_field pg_fields[] = {
      .type = MR_FIELD_STRING,
      .offset = offsetof(struct pg_conf, table),
      .def = "measurements",
-     .help = "Table the records go to: one row per record (time, asset, signal, value, "
-             "value_text, quality, tags)."},
+     .help = "Table the records go to. layout narrow: one row per record (time, asset, signal, "
+             "value, value_text, quality, tags); wide: one row per asset and time, one column "
+             "per signal."},
     {.name = "layout",
      .type = MR_FIELD_ENUM,
      .offset = offsetof(struct pg_conf, layout),
      .def = "narrow",
      .values = layouts,
-     .help = "narrow: one row per record (the only layout available yet); wide (one column "
-             "per signal) is planned."},
+     .help = "narrow: one row per record (time, asset, signal, value). wide: one row per asset "
+             "and time with one column per signal (what Grafana and Telegraf users expect); "
+             "records of the same asset and time are merged into one row, new signals add "
+             "columns (with create_tables). See docs/OUTPUT_POSTGRESQL.md."},
     {.name = "timescaledb",
      .type = MR_FIELD_ENUM,
      .offset = offsetof(struct pg_conf, timescaledb),
@@ -128,9 +155,10 @@ static const struct mr_field pg_fields[] = {
      .type = MR_FIELD_BOOL,
      .offset = offsetof(struct pg_conf, create_tables),
      .def = "true",
-     .help = "Create the schema and table when they do not exist. false: the table must exist "
-             "(made by your DBA) with at least the columns time, asset, signal and value or "
-             "value_text."},
+     .help = "Create the schema and table (and, layout wide, a column per new signal) when they "
+             "do not exist. false: the table must exist (made by your DBA): narrow with at least "
+             "the columns time, asset, signal and value or value_text; wide with time, asset, a "
+             "unique key on (asset, time) and a column per signal."},
     {.name = "timeout",
      .type = MR_FIELD_DURATION,
      .offset = offsetof(struct pg_conf, timeout_ns),
@@ -139,18 +167,31 @@ static const struct mr_field pg_fields[] = {
      .max = "1h",
      .help = "Longest wait for the database: connecting, a silent network, one statement. "
              "After it the batch is retried."},
+    {.name = "signals",
+     .type = MR_FIELD_STRING_LIST,
+     .offset = offsetof(struct pg_conf, signals),
+     .help = "layout wide only: the signals stored, one column each (empty: every signal gets "
+             "a column when it first appears). Records of other signals are rejected with the "
+             "reason (dead-letter topic)."},
+    {.name = "quality_columns",
+     .type = MR_FIELD_BOOL,
+     .offset = offsetof(struct pg_conf, quality_columns),
+     .def = "false",
+     .help = "layout wide only: beside each signal column a <signal>_quality column (smallint: "
+             "0 good, 1 uncertain, 2 bad). false: quality is not stored, values of bad quality "
+             "are stored like good ones."},
     {0},
 };
 
 /* ---- escaping ---- */
 
-/* Room for len more bytes in the COPY buffer (within BUF_MAX). */
-static int buf_reserve(struct pg_ctx *c, size_t len)
+/* Room for len more bytes in the COPY buffer (within PG_BUF_MAX). */
+int pg_buf_reserve(struct pg_ctx *c, size_t len)
 {
     if (c->used + len <= c->cap) {
         return 0;
     }
-    if (c->used + len > BUF_MAX + FLUSH_BYTES) {
+    if (c->used + len > PG_BUF_MAX + PG_FLUSH_BYTES) {
         return MR_ETOOBIG;
     }
     size_t cap = c->cap == 0 ? 64u * 1024u : c->cap;
@@ -168,7 +209,7 @@ static int buf_reserve(struct pg_ctx *c, size_t len)
 
 /* COPY text format: backslash, newline, carriage return and tab are escaped; everything else
  * goes as is (PostgreSQL checks the encoding: a NUL byte or invalid UTF-8 is refused there). */
-static size_t esc_copy(char *out, const char *s, size_t len)
+size_t pg_esc_copy(char *out, const char *s, size_t len)
 {
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
@@ -214,7 +255,7 @@ static size_t esc_json_copy(char *out, const char *s, size_t len)
 }
 
 /* A name's escaped forms, made on its first use. NULL when out of memory or unknown. */
-static const struct pg_name *name_get(struct pg_ctx *c, mr_name_id id)
+const struct pg_name *pg_name_get(struct pg_ctx *c, mr_name_id id)
 {
     if (id == 0 || id >= MAX_NAME_IDS) {
         return NULL;
@@ -247,7 +288,7 @@ static const struct pg_name *name_get(struct pg_ctx *c, mr_name_id id)
             e->copy = e->json = NULL;
             return NULL;
         }
-        e->copy_len = (uint32_t)esc_copy(e->copy, s, len);
+        e->copy_len = (uint32_t)pg_esc_copy(e->copy, s, len);
         e->json_len = (uint32_t)esc_json_copy(e->json, s, len);
     }
     return e;
@@ -256,7 +297,7 @@ static const struct pg_name *name_get(struct pg_ctx *c, mr_name_id id)
 /* ---- rows ---- */
 
 /* "YYYY-MM-DD HH:MM:SS.uuuuuu+00": microseconds (PostgreSQL's resolution), rounded down. */
-static size_t fmt_time(struct pg_ctx *c, int64_t ns, char *out)
+size_t pg_fmt_time(struct pg_ctx *c, int64_t ns, char *out)
 {
     int64_t us = ns / 1000 - (ns % 1000 < 0 ? 1 : 0);
     int64_t sec = us / 1000000 - (us % 1000000 < 0 ? 1 : 0);
@@ -277,7 +318,7 @@ static size_t fmt_time(struct pg_ctx *c, int64_t ns, char *out)
     return c->fmt_len + (n > 0 ? (size_t)n : 0);
 }
 
-static size_t fmt_value(const struct mr_record *r, char *out)
+size_t pg_fmt_value(const struct mr_record *r, char *out)
 {
     if (r->type == MR_VALUE_I64) {
         return (size_t)snprintf(out, 32, "%" PRId64, r->v.i64);
@@ -292,16 +333,8 @@ static size_t fmt_value(const struct mr_record *r, char *out)
     if (isinf(v)) {
         return (size_t)snprintf(out, 32, "%s", v > 0 ? "Infinity" : "-Infinity");
     }
-    /* the shortest of 15..17 digits that reads back as the same double (17 always does):
-     * exact, and readable in PostgreSQL's messages about the value */
-    int n = snprintf(out, 32, "%.15g", v);
-    if (strtod(out, NULL) != v) {
-        n = snprintf(out, 32, "%.16g", v);
-        if (strtod(out, NULL) != v) {
-            n = snprintf(out, 32, "%.17g", v);
-        }
-    }
-    return (size_t)n;
+    /* exact, and readable in PostgreSQL's messages about the value */
+    return (size_t)mr_double_text(v, out, 32);
 }
 
 /* Why recs cannot become a row of this table, or NULL when it can. */
@@ -324,14 +357,14 @@ static const char *row_refusal(const struct pg_ctx *c, const struct mr_record *r
 static size_t row_bound(struct pg_ctx *c, const struct mr_record *r)
 {
     size_t n = 128;
-    const struct pg_name *a = name_get(c, r->asset);
-    const struct pg_name *s = name_get(c, r->signal);
+    const struct pg_name *a = pg_name_get(c, r->asset);
+    const struct pg_name *s = pg_name_get(c, r->signal);
     n += (a != NULL ? a->copy_len : 0) + (s != NULL ? s->copy_len : 0);
     if (r->type == MR_VALUE_STRING) {
         n += 2u * r->v.str.len;
     }
     for (uint16_t t = 0; t < r->ntags && t < MR_RECORD_MAX_TAGS; t++) {
-        const struct pg_name *k = name_get(c, r->tags[t].key);
+        const struct pg_name *k = pg_name_get(c, r->tags[t].key);
         n += 8 + (k != NULL ? k->json_len : 0) + 7u * r->tags[t].value.len;
     }
     return n;
@@ -340,17 +373,17 @@ static size_t row_bound(struct pg_ctx *c, const struct mr_record *r)
 /* Append recs as one COPY line. Returns 0, MR_ETOOBIG, MR_ENOMEM or MR_EINVAL (unknown name). */
 static int row_encode(struct pg_ctx *c, const struct mr_record *r)
 {
-    const struct pg_name *a = name_get(c, r->asset);
-    const struct pg_name *s = name_get(c, r->signal);
+    const struct pg_name *a = pg_name_get(c, r->asset);
+    const struct pg_name *s = pg_name_get(c, r->signal);
     if (a == NULL || s == NULL) {
         return MR_EINVAL;
     }
-    int rc = buf_reserve(c, row_bound(c, r));
+    int rc = pg_buf_reserve(c, row_bound(c, r));
     if (rc != 0) {
         return rc;
     }
     char *p = c->buf + c->used;
-    p += fmt_time(c, r->time_ns, p);
+    p += pg_fmt_time(c, r->time_ns, p);
     *p++ = '\t';
     memcpy(p, a->copy, a->copy_len);
     p += a->copy_len;
@@ -363,13 +396,13 @@ static int row_encode(struct pg_ctx *c, const struct mr_record *r)
             memcpy(p, "\\N", 2);
             p += 2;
         } else {
-            p += fmt_value(r, p);
+            p += pg_fmt_value(r, p);
         }
     }
     if (c->has_col[COL_VALUE_TEXT]) {
         *p++ = '\t';
         if (r->type == MR_VALUE_STRING) {
-            p += esc_copy(p, r->v.str.ptr, r->v.str.len);
+            p += pg_esc_copy(p, r->v.str.ptr, r->v.str.len);
         } else {
             memcpy(p, "\\N", 2);
             p += 2;
@@ -383,7 +416,7 @@ static int row_encode(struct pg_ctx *c, const struct mr_record *r)
         *p++ = '\t';
         *p++ = '{';
         for (uint16_t t = 0; t < r->ntags && t < MR_RECORD_MAX_TAGS; t++) {
-            const struct pg_name *k = name_get(c, r->tags[t].key);
+            const struct pg_name *k = pg_name_get(c, r->tags[t].key);
             if (k == NULL) {
                 return MR_EINVAL;
             }
@@ -425,7 +458,7 @@ static void utf8_trim(char *s)
     }
 }
 
-static int reject_add(struct pg_ctx *c, size_t index, const char *reason)
+int pg_reject_add(struct pg_ctx *c, size_t index, const char *reason)
 {
     if (c->nrejects == c->rejects_cap) {
         size_t cap = c->rejects_cap == 0 ? 16 : c->rejects_cap * 2;
@@ -468,7 +501,7 @@ static int copy_rows(struct pg_ctx *c, const struct mr_record *recs, size_t lo, 
             MR_ERR_SET(err, rc, "cannot build the COPY data: %s", mr_strerror(rc));
             return MR_SINK_RETRY;
         }
-        if (c->used >= FLUSH_BYTES) {
+        if (c->used >= PG_FLUSH_BYTES) {
             put = PQputCopyData(c->conn, c->buf, (int)c->used);
             c->used = 0;
         }
@@ -482,7 +515,7 @@ static int copy_rows(struct pg_ctx *c, const struct mr_record *recs, size_t lo, 
     int answer = MR_SINK_OK;
     while ((res = PQgetResult(c->conn)) != NULL) {
         if (answer == MR_SINK_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
-            answer = pg_classify(c, res, REJECT_PREFIX, err);
+            answer = pg_classify(c, res, PG_REJECT_PREFIX, err);
         }
         PQclear(res);
         if (c->conn == NULL) {
@@ -508,7 +541,10 @@ static int copy_range(struct pg_ctx *c, const struct mr_record *recs, size_t lo,
         return MR_SINK_OK;
     }
     int answer = pg_exec(c, "SAVEPOINT millrace_rows", PGRES_COMMAND_OK, err);
-    answer = answer == MR_SINK_OK ? copy_rows(c, recs, lo, hi, err) : answer;
+    if (answer == MR_SINK_OK) {
+        answer =
+            c->wide != NULL ? pg_wide_copy(c, recs, lo, hi, err) : copy_rows(c, recs, lo, hi, err);
+    }
     if (answer == MR_SINK_OK) {
         return pg_exec(c, "RELEASE SAVEPOINT millrace_rows", PGRES_COMMAND_OK, err);
     }
@@ -526,7 +562,7 @@ static int copy_range(struct pg_ctx *c, const struct mr_record *recs, size_t lo,
         return answer == PG_DATA ? MR_SINK_RETRY : answer;
     }
     if (rows == 1) {
-        if (reject_add(c, last, reason) != 0) {
+        if (pg_reject_add(c, last, reason) != 0) {
             MR_ERR_SET(err, MR_ENOMEM, "out of memory");
             return MR_SINK_RETRY;
         }
@@ -594,9 +630,9 @@ static int commit(struct pg_ctx *c, struct mr_err *err)
 /* Every name of r resolves (row_encode cannot fail on names then). */
 static bool names_known(struct pg_ctx *c, const struct mr_record *r)
 {
-    bool ok = name_get(c, r->asset) != NULL && name_get(c, r->signal) != NULL;
+    bool ok = pg_name_get(c, r->asset) != NULL && pg_name_get(c, r->signal) != NULL;
     for (uint16_t t = 0; ok && t < r->ntags && t < MR_RECORD_MAX_TAGS; t++) {
-        ok = name_get(c, r->tags[t].key) != NULL;
+        ok = pg_name_get(c, r->tags[t].key) != NULL;
     }
     return ok;
 }
@@ -604,23 +640,24 @@ static bool names_known(struct pg_ctx *c, const struct mr_record *r)
 static int write_txn(struct pg_ctx *c, const struct mr_output_position *pos,
                      const struct mr_record *recs, size_t first, size_t n, struct mr_err *err)
 {
-    for (size_t i = first; i < n; i++) {
+    for (size_t i = first; i < n && c->wide == NULL; i++) {
         const char *why = row_refusal(c, &recs[i]);
         char big[96];
-        if (why == NULL && row_bound(c, &recs[i]) > BUF_MAX) {
+        if (why == NULL && row_bound(c, &recs[i]) > PG_BUF_MAX) {
             snprintf(big, sizeof(big), "record too large for one row (over %u MiB as text)",
-                     BUF_MAX >> 20);
+                     PG_BUF_MAX >> 20);
             why = big;
         }
         if (why == NULL && !names_known(c, &recs[i])) {
             why = "unknown asset, signal or tag name id";
         }
-        if (why != NULL && reject_add(c, i, why) != 0) {
+        if (why != NULL && pg_reject_add(c, i, why) != 0) {
             MR_ERR_SET(err, MR_ENOMEM, "out of memory");
             return MR_SINK_RETRY;
         }
     }
-    int answer = pg_exec(c, "BEGIN", PGRES_COMMAND_OK, err);
+    int answer = c->wide != NULL ? pg_wide_prepare(c, recs, first, n, err) : MR_SINK_OK;
+    answer = answer == MR_SINK_OK ? pg_exec(c, "BEGIN", PGRES_COMMAND_OK, err) : answer;
     answer = answer == MR_SINK_OK ? copy_range(c, recs, first, n, err) : answer;
     answer = answer == MR_SINK_OK ? store_position(c, pos, n, err) : answer;
     answer = answer == MR_SINK_OK ? commit(c, err) : answer;
@@ -781,6 +818,7 @@ static void pg_fini(void *ctx)
     mr_free(c->buf);
     mr_free(c->skip);
     mr_free(c->rejects);
+    pg_wide_destroy(c->wide);
     *c = (struct pg_ctx){0};
 }
 
@@ -828,6 +866,10 @@ static int pg_init(void *ctx, const void *conf, struct mr_output_host *host, str
     if (rc != 0) {
         goto fail;
     }
+    if (c->conf->layout == PG_LAYOUT_WIDE && pg_wide_create(c) != 0) {
+        rc = MR_ERR_SET(err, MR_ENOMEM, "out of memory");
+        goto fail;
+    }
     struct mr_err cerr;
     mr_err_clear(&cerr);
     int answer = pg_ready(c, &cerr);
@@ -850,8 +892,9 @@ const struct mr_plugin mr_output_postgresql = {
     .kind = MR_PLUGIN_OUTPUT,
     .name = "postgresql",
     .help = "Writes records into a PostgreSQL table (a TimescaleDB hypertable when available), "
-            "one row per record, exactly once: the rows and the journal position go in one "
-            "transaction, so crashes and outages neither lose nor duplicate rows.",
+            "one row per record (layout: narrow) or one row per asset and time with a column "
+            "per signal (layout: wide), exactly once: the rows and the journal position go in "
+            "one transaction, so crashes and outages neither lose nor duplicate rows.",
     .conf = {.fields = pg_fields, .size = sizeof(struct pg_conf), .check = pg_check},
     .ctx_size = sizeof(struct pg_ctx),
     .output = {.init = pg_init,

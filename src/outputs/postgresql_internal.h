@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "millrace/config.h"
 #include "millrace/log.h"
 #include "millrace/plugin.h"
 
@@ -22,6 +23,8 @@ struct pg_conf {
     int timescaledb;
     bool create_tables;
     int64_t timeout_ns;
+    struct mr_strlist signals; /* wide: the only signals stored (empty: every signal) */
+    bool quality_columns;      /* wide: a <signal>_quality column beside each signal */
 };
 
 /* Columns of the narrow table, in COPY order. A table mapped onto may lack the optional ones. */
@@ -43,7 +46,11 @@ struct pg_offset {
     int64_t next;
 };
 
-#define PG_MAX_OFFSETS 4096
+#define PG_MAX_OFFSETS   4096
+#define PG_FLUSH_BYTES   (1024u * 1024u)       /* hand COPY data to libpq in pieces of this size */
+#define PG_BUF_MAX       (64u * 1024u * 1024u) /* largest single row */
+#define PG_REJECT_PREFIX "PostgreSQL refused the row"
+#define PG_NAME_MAX      63 /* PostgreSQL's identifier limit (NAMEDATALEN - 1) */
 
 /* A name escaped once for COPY text (and, for tag keys, for JSON inside it). */
 struct pg_name {
@@ -86,6 +93,7 @@ struct pg_ctx {
     size_t skip_cap;
     struct pg_reject *rejects;
     size_t nrejects, rejects_cap;
+    struct pg_wide *wide; /* layout: wide only (postgresql_wide.c) */
     /* "YYYY-MM-DD HH:MM:SS" of the last second formatted */
     int64_t fmt_sec;
     char fmt_buf[64];
@@ -94,6 +102,36 @@ struct pg_ctx {
 
 /* SQLSTATE classes and what they mean for a batch. */
 enum pg_verdict { PG_DATA = 3 }; /* beside MR_SINK_OK/RETRY/FATAL: this row's data is refused */
+
+/* postgresql.c, for the wide layout */
+const struct pg_name *pg_name_get(struct pg_ctx *c, mr_name_id id);
+/* Room for len more bytes in c->buf (within PG_BUF_MAX + PG_FLUSH_BYTES). */
+int pg_buf_reserve(struct pg_ctx *c, size_t len);
+/* COPY text escaping of s: at most 2 * len bytes. */
+size_t pg_esc_copy(char *out, const char *s, size_t len);
+/* "YYYY-MM-DD HH:MM:SS.uuuuuu+00" (at most 40 bytes). */
+size_t pg_fmt_time(struct pg_ctx *c, int64_t ns, char *out);
+/* A numeric or boolean value as text (at most 32 bytes). */
+size_t pg_fmt_value(const struct mr_record *r, char *out);
+/* recs[index] is refused for reason (rejected when the batch commits). 0 or MR_ENOMEM. */
+int pg_reject_add(struct pg_ctx *c, size_t index, const char *reason);
+
+/* postgresql_wide.c: one column per signal, one row per (asset, time) */
+struct pg_wide;
+int pg_wide_create(struct pg_ctx *c);
+void pg_wide_destroy(struct pg_wide *w);
+/* After (re)connecting: CREATE TABLE (when allowed and missing; hypertable as narrow), read the
+ * table's columns and check its unique key on (asset, time). MR_SINK_OK / RETRY / FATAL. */
+int pg_wide_setup(struct pg_ctx *c, const char *qname, struct mr_err *err);
+/* Before the transaction of recs[first..n): find each record's column, add the missing ones
+ * (ALTER TABLE, autocommit: harmless when the batch is retried) and pg_reject_add the records
+ * that cannot be stored. MR_SINK_OK / RETRY / FATAL. */
+int pg_wide_prepare(struct pg_ctx *c, const struct mr_record *recs, size_t first, size_t n,
+                    struct mr_err *err);
+/* Merge recs[lo..hi) (except the skipped ones) into rows and upsert them: COPY into a temp
+ * table, INSERT ... ON CONFLICT (asset, time) DO UPDATE. MR_SINK_OK, RETRY, FATAL or PG_DATA. */
+int pg_wide_copy(struct pg_ctx *c, const struct mr_record *recs, size_t lo, size_t hi,
+                 struct mr_err *err);
 
 /* postgresql_schema.c */
 /* Connect when not connected, check/create the tables, load the stored offsets. Returns
@@ -106,6 +144,11 @@ void pg_disconnect(struct pg_ctx *c);
 int pg_classify(struct pg_ctx *c, const PGresult *res, const char *what, struct mr_err *err);
 /* Run sql without parameters; MR_SINK_OK when it answered `want`, else pg_classify's answer. */
 int pg_exec(struct pg_ctx *c, const char *sql, ExecStatusType want, struct mr_err *err);
+/* Make qname a hypertable when TimescaleDB is there (c->hypertable). */
+int pg_hypertable(struct pg_ctx *c, const char *qname, struct mr_err *err);
+/* Read a one-row, one-column answer (see postgresql_schema.c). */
+int pg_query_one(struct pg_ctx *c, const char *sql, int nparams, const char *const *params,
+                 bool *found, char *out, size_t cap, struct mr_err *err);
 /* Slot of topic/partition in the offsets cache, added with next = 0 when new (NULL: full). */
 struct pg_offset *pg_offset_slot(struct pg_ctx *c, const char *topic, uint32_t partition);
 

@@ -188,8 +188,8 @@ static int do_connect(struct pg_ctx *c, struct mr_err *err)
 
 /* One-row, one-column query with text parameters; *found says whether a row came back and
  * out (may be NULL) gets its value. */
-static int query_one(struct pg_ctx *c, const char *sql, int nparams, const char *const *params,
-                     bool *found, char *out, size_t cap, struct mr_err *err)
+int pg_query_one(struct pg_ctx *c, const char *sql, int nparams, const char *const *params,
+                 bool *found, char *out, size_t cap, struct mr_err *err)
 {
     PGresult *res = PQexecParams(c->conn, sql, nparams, NULL, params, NULL, NULL, 0);
     int answer = MR_SINK_OK;
@@ -230,8 +230,9 @@ static int timescale_check(struct pg_ctx *c, struct mr_err *err)
         return MR_SINK_OK;
     }
     bool found = false;
-    int answer = query_one(c, "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'",
-                           0, NULL, &found, NULL, 0, err);
+    int answer =
+        pg_query_one(c, "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'", 0,
+                     NULL, &found, NULL, 0, err);
     if (answer != MR_SINK_OK) {
         return answer;
     }
@@ -245,6 +246,22 @@ static int timescale_check(struct pg_ctx *c, struct mr_err *err)
     return MR_SINK_OK;
 }
 
+int pg_hypertable(struct pg_ctx *c, const char *qname, struct mr_err *err)
+{
+    if (!c->hypertable) {
+        return MR_SINK_OK;
+    }
+    char lit[700], sql[900];
+    char *l = PQescapeLiteral(c->conn, qname, strlen(qname));
+    snprintf(lit, sizeof(lit), "%s", l != NULL ? l : "''");
+    PQfreemem(l);
+    snprintf(sql, sizeof(sql),
+             "SELECT create_hypertable(%s::regclass, 'time', if_not_exists => TRUE, "
+             "migrate_data => TRUE)",
+             lit);
+    return pg_exec(c, sql, PGRES_TUPLES_OK, err);
+}
+
 static int create_data_table(struct pg_ctx *c, const char *qname, struct mr_err *err)
 {
     char sql[1600];
@@ -254,17 +271,7 @@ static int create_data_table(struct pg_ctx *c, const char *qname, struct mr_err 
              "quality smallint NOT NULL DEFAULT 0, tags jsonb)",
              qname);
     int answer = pg_exec(c, sql, PGRES_COMMAND_OK, err);
-    if (answer == MR_SINK_OK && c->hypertable) {
-        char lit[700];
-        char *l = PQescapeLiteral(c->conn, qname, strlen(qname));
-        snprintf(lit, sizeof(lit), "%s", l != NULL ? l : "''");
-        PQfreemem(l);
-        snprintf(sql, sizeof(sql),
-                 "SELECT create_hypertable(%s::regclass, 'time', if_not_exists => TRUE, "
-                 "migrate_data => TRUE)",
-                 lit);
-        answer = pg_exec(c, sql, PGRES_TUPLES_OK, err);
-    }
+    answer = answer == MR_SINK_OK ? pg_hypertable(c, qname, err) : answer;
     if (answer == MR_SINK_OK) {
         /* what plant queries filter on: one signal of one asset over a time range */
         char *idx = NULL;
@@ -392,8 +399,8 @@ static int ensure_schema(struct pg_ctx *c, struct mr_err *err)
 {
     bool found = false;
     const char *params[1] = {c->conf->schema};
-    int answer = query_one(c, "SELECT 1 FROM pg_namespace WHERE nspname = $1", 1, params, &found,
-                           NULL, 0, err);
+    int answer = pg_query_one(c, "SELECT 1 FROM pg_namespace WHERE nspname = $1", 1, params, &found,
+                              NULL, 0, err);
     if (answer != MR_SINK_OK || found) {
         return answer;
     }
@@ -425,11 +432,15 @@ static int setup(struct pg_ctx *c, struct mr_err *err)
     answer = answer == MR_SINK_OK ? qualify(c, "millrace_output_rejects", c->rejects_tbl,
                                             sizeof(c->rejects_tbl), err)
                                   : answer;
-    if (answer == MR_SINK_OK && c->conf->create_tables) {
+    if (answer == MR_SINK_OK && c->conf->create_tables && c->wide == NULL) {
         answer = create_data_table(c, qname, err);
     }
     answer = answer == MR_SINK_OK ? create_bookkeeping(c, err) : answer;
-    answer = answer == MR_SINK_OK ? map_columns(c, qname, err) : answer;
+    if (c->wide != NULL) {
+        answer = answer == MR_SINK_OK ? pg_wide_setup(c, qname, err) : answer;
+    } else {
+        answer = answer == MR_SINK_OK ? map_columns(c, qname, err) : answer;
+    }
     answer = answer == MR_SINK_OK ? load_offsets(c, err) : answer;
     return answer;
 }

@@ -2,7 +2,9 @@
  * and in order; RETRY answers back off and then open the circuit (fewer attempts, state 2),
  * the first success closes it; records the output rejects land on the dead-letter topic with
  * the reason and are counted; FATAL stops the output with state 3 and the cursor stays before
- * the undelivered records; `delivery:` settings are parsed and checked. */
+ * the undelivered records; `delivery:` settings are parsed and checked; writes gather records
+ * of several journal batches up to delivery.batch_size (rejection indexes point at the right
+ * record; a restart resumes at the committed position). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -24,7 +26,9 @@
 #include "support/tmpdir.h"
 
 #define NREC     200
-#define UNLUCKY  13 /* the record the scripted output rejects */
+#define UNLUCKY  13  /* the record the scripted output rejects */
+#define UNLUCKY2 150 /* rejected too when script.unlucky2 is set */
+#define MAXW     64
 #define T0       1795538940000000000LL
 #define FAIL_ALL 1000000
 #define WAIT_S   20
@@ -36,8 +40,13 @@ static struct {
     int fail_next; /* answer RETRY to this many more writes */
     bool fatal;    /* answer FATAL */
     int attempts;  /* write calls */
+    int ok_limit;  /* > 0: answer RETRY to every write after this many OK ones */
+    bool unlucky2; /* reject UNLUCKY2 too */
     int64_t got[NREC * 2];
     size_t ngot;
+    size_t sizes[MAXW];   /* records of each write answered OK */
+    int64_t firsts[MAXW]; /* the first record's value of each */
+    int nok;
 } script = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 struct flaky {
@@ -61,15 +70,22 @@ static int flaky_write(void *ctx, const struct mr_record *recs, size_t n, struct
     if (script.fatal) {
         rc = MR_SINK_FATAL;
         MR_ERR_SET(err, MR_EACCES, "destination refuses our credentials");
-    } else if (script.fail_next > 0) {
-        script.fail_next--;
+    } else if (script.fail_next > 0 || (script.ok_limit > 0 && script.nok >= script.ok_limit)) {
+        script.fail_next -= script.fail_next > 0;
         rc = MR_SINK_RETRY;
         MR_ERR_SET(err, MR_EIO, "destination down");
     }
+    if (rc == MR_SINK_OK && script.nok < MAXW) {
+        script.sizes[script.nok] = n;
+        script.firsts[script.nok] = (int64_t)recs[0].v.f64;
+    }
+    script.nok += rc == MR_SINK_OK;
     for (size_t i = 0; rc == MR_SINK_OK && i < n; i++) {
         int64_t k = (int64_t)recs[i].v.f64;
         if (k == UNLUCKY) {
             f->host->reject(f->host, i, "value 13 is not allowed here");
+        } else if (k == UNLUCKY2 && script.unlucky2) {
+            f->host->reject(f->host, i, "value 150 is not allowed either");
         } else if (script.ngot < NREC * 2) {
             script.got[script.ngot++] = k;
         }
@@ -100,6 +116,19 @@ static const struct mr_plugin flaky_plugin = {
     .output = {.init = flaky_init, .write = flaky_write, .flush = flaky_flush, .fini = flaky_fini},
 };
 
+static void script_reset(void)
+{
+    pthread_mutex_lock(&script.mu);
+    script.fail_next = 0;
+    script.fatal = false;
+    script.attempts = 0;
+    script.ok_limit = 0;
+    script.unlucky2 = false;
+    script.ngot = 0;
+    script.nok = 0;
+    pthread_mutex_unlock(&script.mu);
+}
+
 /* ---- fixture: a journal with NREC records in topic "src", an env, a config */
 
 struct fixture {
@@ -120,12 +149,29 @@ static const char yaml[] = "inputs: {src: {type: stdin}}\n"
                            "               circuit_open: 300ms}\n"
                            "pipelines: {p: {from: [src], to: [flaky]}}\n";
 
-static void fixture_open(struct fixture *fx)
+/* The same with batches of at most 120 records: writes span the 50-record journal batches. */
+static const char yaml_batch[] =
+    "inputs: {src: {type: stdin}}\n"
+    "outputs:\n"
+    "  flaky:\n"
+    "    type: stdout\n"
+    "    delivery: {retry_min: 10ms, retry_max: 40ms, batch_size: 120}\n"
+    "pipelines: {p: {from: [src], to: [flaky]}}\n";
+
+/* batch_wait: fewer than batch_size records wait up to 2 s for more. */
+static const char yaml_wait[] = "inputs: {src: {type: stdin}}\n"
+                                "outputs:\n"
+                                "  flaky:\n"
+                                "    type: stdout\n"
+                                "    delivery: {batch_size: 300, batch_wait: 2s}\n"
+                                "pipelines: {p: {from: [src], to: [flaky]}}\n";
+
+static void fixture_open_with(struct fixture *fx, const char *conf)
 {
     memset(fx, 0, sizeof(*fx));
     assert_int_equal(mr_test_tmpdir_create(fx->dir, sizeof(fx->dir), "mr_delivery"), 0);
     static struct mr_config_errors errs;
-    int rc = mr_config_load_buffer(&fx->cfg, "plant.yaml", yaml, strlen(yaml), NULL, &errs);
+    int rc = mr_config_load_buffer(&fx->cfg, "plant.yaml", conf, strlen(conf), NULL, &errs);
     if (rc != 0) {
         fprintf(stderr, "%s\n", errs.msg[0]);
     }
@@ -169,12 +215,12 @@ static void fixture_open(struct fixture *fx)
     assert_int_equal(mr_topic_writer_sync(&w), 0);
     mr_topic_writer_fini(&w);
 
-    pthread_mutex_lock(&script.mu);
-    script.fail_next = 0;
-    script.fatal = false;
-    script.attempts = 0;
-    script.ngot = 0;
-    pthread_mutex_unlock(&script.mu);
+    script_reset();
+}
+
+static void fixture_open(struct fixture *fx)
+{
+    fixture_open_with(fx, yaml);
 }
 
 static void fixture_close(struct fixture *fx)
@@ -255,6 +301,8 @@ static void test_delivery_conf_parsed(void **state)
     assert_int_equal(c->circuit_failures, 3);
     assert_int_equal(c->circuit_open_ns, 300 * 1000000LL);
     assert_null(c->dead_letter_topic);
+    assert_int_equal(c->batch_size, 5000);
+    assert_int_equal(c->batch_wait_ns, 0);
     fixture_close(&fx);
 
     static const struct {
@@ -266,6 +314,9 @@ static void test_delivery_conf_parsed(void **state)
         {"outputs: {o: {type: stdout, delivery: {circuit_failures: 0}}}\n", "circuit_failures"},
         {"outputs: {o: {type: stdout, delivery: {retries: 3}}}\n", "retries"},
         {"outputs: {o: {type: stdout, delivery: 5}}\n", "expected a section"},
+        {"outputs: {o: {type: stdout, delivery: {batch_size: 0}}}\n", "batch_size"},
+        {"outputs: {o: {type: stdout, delivery: {batch_size: 100001}}}\n", "batch_size"},
+        {"outputs: {o: {type: stdout, delivery: {batch_wait: 11s}}}\n", "batch_wait"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct mr_config *cfg = NULL;
@@ -299,6 +350,9 @@ static void test_delivers_in_order_and_dead_letters_rejects(void **state)
             assert_int_equal(script.got[k++], (int64_t)i);
         }
     }
+    /* the four journal batches of 50 went out in one write (batch_size 5000) */
+    assert_int_equal(script.nok, 1);
+    assert_int_equal(script.sizes[0], NREC);
     assert_int_equal(cursor(&fx), NREC);
     assert_true(metric(&fx, "millrace_output_rejected_total") == 1);
     assert_true(metric(&fx, "millrace_output_delivered_total") >= NREC - 1);
@@ -326,6 +380,154 @@ static void test_delivers_in_order_and_dead_letters_rejects(void **state)
     assert_true(found);
     assert_int_not_equal(mr_journal_reader_next(r, &br), 0); /* just the one */
     mr_journal_reader_destroy(r);
+    fixture_close(&fx);
+}
+
+/* The dead-letter topic's records: values into vals (at most cap), each with its reason. */
+static size_t dead_letters(struct fixture *fx, int64_t *vals, char (*reasons)[64], size_t cap)
+{
+    struct mr_journal_topic *dlq = mr_journal_topic_find(fx->journal, "deadletter.flaky");
+    assert_non_null(dlq);
+    struct mr_journal_reader *r;
+    assert_int_equal(mr_journal_reader_create(dlq, 0, MR_JOURNAL_EARLIEST, &r), 0);
+    struct mr_batch_record br;
+    size_t n = 0;
+    while (n < cap && mr_journal_reader_next(r, &br) == 0) {
+        struct mr_record rec;
+        struct mr_err err;
+        assert_int_equal(mr_record_decode(&rec, fx->names, br.value, (size_t)br.value_len, &err),
+                         0);
+        vals[n] = (int64_t)rec.v.f64;
+        reasons[n][0] = '\0';
+        size_t pos = 0;
+        struct mr_batch_header h;
+        while (mr_batch_header_next(&br, &pos, &h) == 0) {
+            if (h.key_len == 9 && memcmp(h.key, "mr.reject", 9) == 0) {
+                snprintf(reasons[n], sizeof(reasons[n]), "%.*s", (int)h.value_len,
+                         (const char *)h.value);
+            }
+        }
+        n++;
+    }
+    mr_journal_reader_destroy(r);
+    return n;
+}
+
+/* batch_size 120 over journal batches of 50: writes of 120 and 80 records, each spanning
+ * several journal batches; a rejection in the second write (its index 30) names the right
+ * record; the cursor ends past everything. */
+static void test_batches_span_journal_batches(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    fixture_open_with(&fx, yaml_batch);
+    pthread_mutex_lock(&script.mu);
+    script.unlucky2 = true;
+    pthread_mutex_unlock(&script.mu);
+    struct mr_delivery *d = start(&fx);
+    assert_true(wait_delivered(NREC - 2));
+    mr_delivery_stop(d, true, 2000);
+    mr_delivery_destroy(d);
+
+    assert_int_equal(delivered(), NREC - 2);
+    for (size_t i = 0, k = 0; i < NREC; i++) {
+        if (i != UNLUCKY && i != UNLUCKY2) {
+            assert_int_equal(script.got[k++], (int64_t)i);
+        }
+    }
+    assert_int_equal(script.nok, 2);
+    assert_int_equal(script.sizes[0], 120);
+    assert_int_equal(script.firsts[0], 0);
+    assert_int_equal(script.sizes[1], 80);
+    assert_int_equal(script.firsts[1], 120);
+    assert_int_equal(cursor(&fx), NREC);
+    assert_true(metric(&fx, "millrace_output_rejected_total") == 2);
+
+    int64_t vals[4];
+    char reasons[4][64];
+    assert_int_equal(dead_letters(&fx, vals, reasons, 4), 2);
+    assert_int_equal(vals[0], UNLUCKY);
+    assert_string_equal(reasons[0], "value 13 is not allowed here");
+    assert_int_equal(vals[1], UNLUCKY2);
+    assert_string_equal(reasons[1], "value 150 is not allowed either");
+    fixture_close(&fx);
+}
+
+/* The first write (records 0..119) is confirmed, every later one fails; stopped during the
+ * outage, the cursor is saved at 120, not further. A new delivery (the restart) resumes there:
+ * records 120..199 in one write, none of the confirmed ones again. */
+static void test_restart_resumes_at_committed_position(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    fixture_open_with(&fx, yaml_batch);
+    pthread_mutex_lock(&script.mu);
+    script.ok_limit = 1;
+    pthread_mutex_unlock(&script.mu);
+    struct mr_delivery *d = start(&fx);
+    int attempts = 0;
+    for (int i = 0; i < WAIT_S * 100 && attempts < 3; i++) {
+        mr_clock_sleep_ns(10 * 1000000LL);
+        pthread_mutex_lock(&script.mu);
+        attempts = script.attempts;
+        pthread_mutex_unlock(&script.mu);
+    }
+    assert_true(attempts >= 3);
+    mr_delivery_stop(d, false, 0);
+    mr_delivery_destroy(d);
+    assert_int_equal(cursor(&fx), 120);
+    assert_int_equal(delivered(), 119); /* 0..119 without UNLUCKY */
+
+    script_reset();
+    d = start(&fx);
+    assert_true(wait_delivered(80));
+    mr_delivery_stop(d, true, 2000);
+    mr_delivery_destroy(d);
+    assert_int_equal(delivered(), 80);
+    for (size_t k = 0; k < 80; k++) {
+        assert_int_equal(script.got[k], (int64_t)(120 + k));
+    }
+    assert_int_equal(script.nok, 1);
+    assert_int_equal(script.sizes[0], 80);
+    assert_int_equal(cursor(&fx), NREC);
+    fixture_close(&fx);
+}
+
+/* batch_wait 2 s, batch_size 300: the 200 records in the journal wait; 100 more appended
+ * 100 ms later complete the batch, which goes out as one write of 300 at once. */
+static void test_batch_wait_fills_the_batch(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    fixture_open_with(&fx, yaml_wait);
+    int64_t t0 = mr_clock_mono_ns();
+    struct mr_delivery *d = start(&fx);
+    mr_clock_sleep_ns(100 * 1000000LL);
+    assert_int_equal(delivered(), 0);
+    struct mr_journal_topic *t = mr_journal_topic_find(fx.journal, "src");
+    struct mr_topic_writer w;
+    assert_int_equal(mr_topic_writer_init(&w, t, fx.names, MR_BATCH_DEFAULT_CAP), 0);
+    mr_name_id asset, signal;
+    assert_int_equal(mr_names_intern(fx.names, "s/a/l/m", 7, &asset), 0);
+    assert_int_equal(mr_names_intern(fx.names, "temp", 4, &signal), 0);
+    for (int i = NREC; i < NREC + 100; i++) {
+        struct mr_record r = {.time_ns = T0 + i * 1000000LL,
+                              .asset = asset,
+                              .signal = signal,
+                              .type = MR_VALUE_F64,
+                              .v.f64 = i};
+        assert_int_equal(mr_topic_writer_add(&w, &r), 0);
+    }
+    assert_int_equal(mr_topic_writer_sync(&w), 0);
+    mr_topic_writer_fini(&w);
+    assert_true(wait_delivered(NREC + 100 - 1));
+    /* full before the 2 s were up: sent then, not at the deadline */
+    assert_true(mr_clock_mono_ns() - t0 < 1900 * 1000000LL);
+    mr_delivery_stop(d, true, 2000);
+    mr_delivery_destroy(d);
+    assert_int_equal(script.nok, 1);
+    assert_int_equal(script.sizes[0], 300);
+    assert_int_equal(cursor(&fx), NREC + 100);
     fixture_close(&fx);
 }
 
@@ -408,6 +610,9 @@ int main(void)
         cmocka_unit_test(test_delivers_in_order_and_dead_letters_rejects),
         cmocka_unit_test(test_retry_then_circuit_then_recovery),
         cmocka_unit_test(test_fatal_stops_and_keeps_records),
+        cmocka_unit_test(test_batches_span_journal_batches),
+        cmocka_unit_test(test_restart_resumes_at_committed_position),
+        cmocka_unit_test(test_batch_wait_fills_the_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
