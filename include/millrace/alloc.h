@@ -9,12 +9,17 @@
 #define MILLRACE_ALLOC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 void *mr_malloc(size_t size);
 void *mr_calloc(size_t count, size_t size);
 /* Like realloc, but on failure the old block is left untouched (and still owned by the caller). */
 void *mr_realloc(void *ptr, size_t size);
 void mr_free(void *ptr);
+/* Make the array *arr (*len elements of `size` bytes) long enough to hold `index`, doubling from
+ * `first` elements; new elements are filled with the byte `fill` (0, or 0xff for -1s). Returns 0,
+ * or MR_ENOMEM with the array unchanged. For tables indexed by an interned name id. */
+int mr_array_hold(void **arr, uint32_t *len, size_t size, uint32_t index, uint32_t first, int fill);
 /* Heap copy of s (NUL-terminated), or NULL. */
 char *mr_strdup(const char *s);
 /* Heap copy of the first len bytes of s plus a NUL, or NULL. */

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/run_loop.h"
 #include "millrace/alloc.h"
 #include "millrace/clock.h"
 #include "millrace/config.h"
@@ -270,23 +271,6 @@ static int journal_status(const struct mr_config *cfg)
 
 /* ---- the command ---- */
 
-static int load_config(const char *path, const char *const *sets, size_t nsets,
-                       struct mr_config **cfg)
-{
-    struct mr_config_errors *errs = mr_calloc(1, sizeof(*errs));
-    if (errs == NULL) {
-        fprintf(stderr, "millrace outputs: out of memory\n");
-        return 1;
-    }
-    struct mr_config_opts opts = {.sets = sets, .nsets = nsets};
-    int rc = mr_config_load(cfg, path, &opts, errs);
-    for (size_t i = 0; rc != 0 && i < errs->n; i++) {
-        fprintf(stderr, "%s\n", errs->msg[i]);
-    }
-    mr_free(errs);
-    return rc != 0 ? 1 : 0;
-}
-
 int mr_cli_outputs(int argc, char **argv)
 {
     const char **sets = mr_calloc((size_t)argc + 1, sizeof(*sets));
@@ -319,7 +303,8 @@ int mr_cli_outputs(int argc, char **argv)
         }
     }
     code = 1;
-    if (path != NULL && load_config(path, sets, nsets, &cfg) != 0) {
+    struct mr_run_options ro = {.path = path, .sets = sets, .nsets = nsets};
+    if (path != NULL && mr_run_load_config(&ro, &cfg) != 0) {
         goto done;
     }
     if (listen == NULL) {

@@ -28,7 +28,7 @@ struct run {
     int exit_code;
 };
 
-static int load(const struct mr_run_options *o, struct mr_config **cfg)
+int mr_run_load_config(const struct mr_run_options *o, struct mr_config **cfg)
 {
     struct mr_config_errors *errs = mr_calloc(1, sizeof(*errs));
     if (errs == NULL) {
@@ -152,7 +152,7 @@ static void on_signal(uv_signal_t *h, int signum)
     }
     MR_LOG_INFO("run", "SIGHUP: reloading %s", r->o->path != NULL ? r->o->path : "configuration");
     struct mr_config *cfg = NULL;
-    if (load(r->o, &cfg) != 0) {
+    if (mr_run_load_config(r->o, &cfg) != 0) {
         MR_LOG_ERROR("run", "the new configuration has errors (above); still running the "
                             "previous one");
         return;
@@ -175,7 +175,7 @@ static void on_duration(uv_timer_t *t)
 int mr_run_config(const struct mr_run_options *o)
 {
     struct mr_config *cfg = NULL;
-    if (load(o, &cfg) != 0) {
+    if (mr_run_load_config(o, &cfg) != 0) {
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);

@@ -17,6 +17,12 @@ struct mr_run_options {
     int64_t duration_ns; /* stop on its own after this long; 0 = until a signal */
 };
 
+struct mr_config;
+
+/* Load and validate the configuration of o (path or buffer, with its --set overrides); every
+ * problem goes to stderr. Returns 0 with *cfg set (caller destroys), or the loader's error. */
+int mr_run_load_config(const struct mr_run_options *o, struct mr_config **cfg);
+
 /* Load, start, run until SIGTERM/SIGINT (or duration), stop in order. SIGHUP reloads (from
  * path; a buffer is reloaded unchanged). Returns the exit code: 0 after an orderly stop, 1 when
  * the configuration is invalid or the engine cannot start. */

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "millrace/error.h"
+
 /* Process-wide test knob; atomics so that tests with threads see a consistent countdown. */
 static atomic_long fail_countdown = -1;
 static atomic_long injected_failures = 0;
@@ -77,4 +79,24 @@ char *mr_strndup(const char *s, size_t len)
 char *mr_strdup(const char *s)
 {
     return mr_strndup(s, strlen(s));
+}
+
+int mr_array_hold(void **arr, uint32_t *len, size_t size, uint32_t index, uint32_t first, int fill)
+{
+    if (index < *len) {
+        return 0;
+    }
+    uint64_t n = *len > 0 ? *len : (first > 0 ? first : 1);
+    while (n <= index) {
+        n *= 2;
+    }
+    n = n > UINT32_MAX ? UINT32_MAX : n;
+    char *p = mr_realloc(*arr, (size_t)n * size);
+    if (p == NULL) {
+        return MR_ENOMEM;
+    }
+    memset(p + (size_t)*len * size, fill, (size_t)(n - *len) * size);
+    *arr = p;
+    *len = (uint32_t)n;
+    return 0;
 }

@@ -465,18 +465,8 @@ static struct name_ref name_of(struct mqtt_out_ctx *c, mr_name_id id)
     if (s == NULL || id >= NAMES_CAP) {
         return r;
     }
-    if (id >= c->names_len) {
-        uint32_t n = c->names_len > 0 ? c->names_len : 256;
-        while (n <= id) {
-            n *= 2;
-        }
-        struct name_ref *p = mr_realloc(c->names, (size_t)n * sizeof(*p));
-        if (p == NULL) {
-            return r; /* uncached: looked up again next time */
-        }
-        memset(p + c->names_len, 0, (size_t)(n - c->names_len) * sizeof(*p));
-        c->names = p;
-        c->names_len = n;
+    if (mr_array_hold((void **)&c->names, &c->names_len, sizeof(*c->names), id, 256, 0) != 0) {
+        return r; /* uncached: looked up again next time */
     }
     c->names[id] = r;
     return r;

@@ -260,18 +260,8 @@ const struct pg_name *pg_name_get(struct pg_ctx *c, mr_name_id id)
     if (id == 0 || id >= MAX_NAME_IDS) {
         return NULL;
     }
-    if (id >= c->nnames) {
-        uint32_t n = c->nnames == 0 ? 256 : c->nnames;
-        while (n <= id) {
-            n *= 2;
-        }
-        struct pg_name *grown = mr_realloc(c->names, n * sizeof(*grown));
-        if (grown == NULL) {
-            return NULL;
-        }
-        memset(grown + c->nnames, 0, (n - c->nnames) * sizeof(*grown));
-        c->names = grown;
-        c->nnames = n;
+    if (mr_array_hold((void **)&c->names, &c->nnames, sizeof(*c->names), id, 256, 0) != 0) {
+        return NULL;
     }
     struct pg_name *e = &c->names[id];
     if (e->copy == NULL) {

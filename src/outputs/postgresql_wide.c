@@ -312,18 +312,9 @@ static struct wide_sig *sig_slot(struct pg_wide *w, mr_name_id id)
     if (id == 0 || id >= MAX_SIG_IDS) {
         return NULL;
     }
-    if (id >= w->nsigs) {
-        uint32_t n = w->nsigs == 0 ? 256 : w->nsigs;
-        while (n <= id) {
-            n *= 2;
-        }
-        struct wide_sig *grown = mr_realloc(w->sigs, n * sizeof(*grown));
-        if (grown == NULL) {
-            return NULL;
-        }
-        memset(grown + w->nsigs, 0xff, (n - w->nsigs) * sizeof(*grown));
-        w->sigs = grown;
-        w->nsigs = n;
+    /* 0xff: col and qcol -1 (SIG_UNRESOLVED, no quality column) */
+    if (mr_array_hold((void **)&w->sigs, &w->nsigs, sizeof(*w->sigs), id, 256, 0xff) != 0) {
+        return NULL;
     }
     return &w->sigs[id];
 }

@@ -193,24 +193,6 @@ static int slots_reserve(struct mr_spb_edge *e)
     return 0;
 }
 
-static int grow(void **arr, uint32_t *cap, uint32_t need, size_t size)
-{
-    if (need <= *cap) {
-        return 0;
-    }
-    uint32_t n = *cap > 0 ? *cap : 8;
-    while (n < need) {
-        n *= 2;
-    }
-    void *p = mr_realloc(*arr, (size_t)n * size);
-    if (p == NULL) {
-        return MR_ENOMEM;
-    }
-    *arr = p;
-    *cap = n;
-    return 0;
-}
-
 static int device_name(const struct mr_spb_edge *e, mr_name_id asset, char *out)
 {
     size_t len;
@@ -249,21 +231,13 @@ static int device_get(struct mr_spb_edge *e, mr_name_id asset, uint32_t *dev, co
         *reason = "more devices than sparkplug.max_devices";
         return MR_ETOOBIG;
     }
-    if (asset >= e->by_asset_len) {
-        uint32_t n = e->by_asset_len > 0 ? e->by_asset_len : 64;
-        while (n <= asset) {
-            n *= 2;
-        }
-        uint32_t *p = mr_realloc(e->by_asset, (size_t)n * sizeof(*p));
-        if (p == NULL) {
-            *reason = "out of memory";
-            return MR_ENOMEM;
-        }
-        memset(p + e->by_asset_len, 0, (size_t)(n - e->by_asset_len) * sizeof(*p));
-        e->by_asset = p;
-        e->by_asset_len = n;
+    if (mr_array_hold((void **)&e->by_asset, &e->by_asset_len, sizeof(*e->by_asset), asset, 64,
+                      0) != 0) {
+        *reason = "out of memory";
+        return MR_ENOMEM;
     }
-    if (grow((void **)&e->devices, &e->devices_cap, e->ndevices + 1, sizeof(*e->devices)) != 0) {
+    if (mr_array_hold((void **)&e->devices, &e->devices_cap, sizeof(*e->devices), e->ndevices, 8,
+                      0) != 0) {
         *reason = "out of memory";
         return MR_ENOMEM;
     }
@@ -310,8 +284,9 @@ static int metric_add(struct mr_spb_edge *e, uint32_t dev, const struct mr_recor
         return MR_ETOOBIG;
     }
     if (slots_reserve(e) != 0 ||
-        grow((void **)&e->metrics, &e->metrics_cap, e->nmetrics + 1, sizeof(*e->metrics)) != 0 ||
-        grow((void **)&d->metrics, &d->cap, d->nmetrics + 1, sizeof(*d->metrics)) != 0) {
+        mr_array_hold((void **)&e->metrics, &e->metrics_cap, sizeof(*e->metrics), e->nmetrics, 8,
+                      0) != 0 ||
+        mr_array_hold((void **)&d->metrics, &d->cap, sizeof(*d->metrics), d->nmetrics, 8, 0) != 0) {
         *reason = "out of memory";
         return MR_ENOMEM;
     }

@@ -13,8 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MILLRACE=${MILLRACE:-${MR_BUILD:-build/asan}/millrace}
+source tests/integration/_peers.sh
 T=$(mktemp -d)
-IX=""
 MR=""
 cleanup() {
     for p in $MR $IX; do
@@ -30,43 +30,9 @@ fail() {
     tail -n 10 "$T/influxd.log" >&2 || true
     exit 1
 }
-free_port() {
-    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 PORT=$(free_port)
 RPC=$(free_port)
-cat >"$T/influxdb.conf" <<EOF
-reporting-disabled = true
-bind-address = "127.0.0.1:$RPC"
-[meta]
-  dir = "$T/meta"
-  logging-enabled = false
-[data]
-  dir = "$T/idata"
-  wal-dir = "$T/wal"
-  query-log-enabled = false
-[monitor]
-  store-enabled = false
-[continuous_queries]
-  enabled = false
-[http]
-  bind-address = "127.0.0.1:$PORT"
-  log-enabled = false
-EOF
-start_influx() {
-    /usr/bin/influxd run -config "$T/influxdb.conf" >>"$T/influxd.log" 2>&1 &
-    IX=$!
-    for _ in $(seq 100); do
-        curl -sf -o /dev/null "http://127.0.0.1:$PORT/ping" && return 0
-        sleep 0.1
-    done
-    fail "influxd did not answer on port $PORT"
-}
-stop_influx() {
-    kill "$IX"
-    wait "$IX" || true
-    IX=""
-}
+influx_init "$PORT" "$RPC"
 points() { # number of points in InfluxDB (0 when it has none yet)
     curl -sf -G "http://127.0.0.1:$PORT/query" --data-urlencode db=plant \
         --data-urlencode 'q=SELECT count(count), sum(count) FROM press' |

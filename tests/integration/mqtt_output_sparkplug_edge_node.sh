@@ -94,7 +94,8 @@ start_mr() {
 # seen VALUE: a DDATA of the host's log carried VALUE for any metric
 seen() {
     for _ in $(seq 600); do
-        grep '"type":"DDATA"' "$T/host.jsonl" | grep -q "\"value\":$1[,}]" && return 0
+        # one grep: with pipefail, `grep | grep -q` fails when grep -q stops reading early
+        grep -q "\"type\":\"DDATA\".*\"value\":$1[,}]" "$T/host.jsonl" && return 0
         sleep 0.1
     done
     fail "value $1 never reached the host"

@@ -12,8 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MILLRACE=${MILLRACE:-${MR_BUILD:-build/asan}/millrace}
+source tests/integration/_peers.sh
 T=$(mktemp -d)
-IX=""
 MR=""
 cleanup() {
     for p in $MR $IX; do
@@ -29,38 +29,12 @@ fail() {
     tail -n 10 "$T/influxd.log" >&2 || true
     exit 1
 }
-free_port() {
-    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 PORT=$(free_port)
 RPC=$(free_port)
 HTTP=$(free_port)
 DEAD=$(free_port) # nothing listens here: the destination that is down
-cat >"$T/influxdb.conf" <<EOF
-reporting-disabled = true
-bind-address = "127.0.0.1:$RPC"
-[meta]
-  dir = "$T/meta"
-  logging-enabled = false
-[data]
-  dir = "$T/idata"
-  wal-dir = "$T/wal"
-  query-log-enabled = false
-[monitor]
-  store-enabled = false
-[continuous_queries]
-  enabled = false
-[http]
-  bind-address = "127.0.0.1:$PORT"
-  log-enabled = false
-EOF
-/usr/bin/influxd run -config "$T/influxdb.conf" >>"$T/influxd.log" 2>&1 &
-IX=$!
-for _ in $(seq 100); do
-    curl -sf -o /dev/null "http://127.0.0.1:$PORT/ping" && break
-    sleep 0.1
-done
-curl -sf -o /dev/null "http://127.0.0.1:$PORT/ping" || fail "influxd did not answer"
+influx_init "$PORT" "$RPC"
+start_influx
 curl -sf -o /dev/null -XPOST "http://127.0.0.1:$PORT/query" --data-urlencode 'q=CREATE DATABASE plant'
 # press.count already holds a string in this shard: numbers for it are a type conflict.
 T0=1767225600000000000

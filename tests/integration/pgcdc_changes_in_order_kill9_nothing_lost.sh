@@ -5,17 +5,14 @@
 # (nothing lost), repeated changes are at most the few transactions handed over but not yet
 # confirmed, and the slot's confirmed position reaches the end of the stream.
 #
-# PostgreSQL runs from a temp dir on a free port on 127.0.0.1. initdb refuses to run as root,
-# so when the test runs as root the server runs as the unprivileged user `postgres` (setpriv),
-# which owns the temp dir.
+# PostgreSQL runs from a temp dir on a free port on 127.0.0.1 (tests/integration/_peers.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MILLRACE=${MILLRACE:-${MR_BUILD:-build/asan}/millrace}
 MILLRACE=$(realpath "$MILLRACE")
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+source tests/integration/_peers.sh
 T=$(mktemp -d /tmp/mr-pgcdc.XXXXXX)
 chmod 755 "$T"
-pg_pid=
 mr_pid=
 load_pid=
 cleanup() {
@@ -37,32 +34,9 @@ fail() {
     exit 1
 }
 
-as_pg=()
-if [[ $(id -u) -eq 0 ]]; then
-    as_pg=(setpriv --reuid=postgres --regid=postgres --init-groups)
-    mkdir "$T/pg"
-    chown postgres:postgres "$T/pg"
-else
-    mkdir "$T/pg"
-fi
-PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"${as_pg[@]}" "$PGBIN/initdb" -D "$T/pg/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
-    >"$T/initdb.log" 2>&1 || { cat "$T/initdb.log" >&2; fail "initdb"; }
-cat >>"$T/pg/data/postgresql.conf" <<CONF
-listen_addresses = '127.0.0.1'
-port = $PORT
-unix_socket_directories = '$T/pg'
-wal_level = logical
-max_replication_slots = 4
-max_wal_senders = 4
-fsync = off
-CONF
-"${as_pg[@]}" "$PGBIN/postgres" -D "$T/pg/data" >"$T/pg.log" 2>&1 &
-pg_pid=$!
-export PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
-for _ in $(seq 1 100); do pg_isready -q && break; sleep 0.1; done
-pg_isready -q || fail "postgres did not start"
-sql() { psql -X -q -t -A -v ON_ERROR_STOP=1 "$@"; }
+PORT=$(free_port)
+pg_init "$PORT" "wal_level = logical" "max_replication_slots = 4" "max_wal_senders = 4"
+start_pg
 
 sql <<'SQL'
 CREATE TABLE work_orders (id int PRIMARY KEY, line text NOT NULL, machine text NOT NULL,
@@ -219,14 +193,10 @@ done >"$T/load3.sql"
 sql -f "$T/load3.sql" >/dev/null 2>&1 &
 load_pid=$!
 sleep 0.3
-kill -INT "$pg_pid" # fast shutdown: clients are cut off
-wait "$pg_pid" 2>/dev/null || true
+stop_pg
 wait "$load_pid" 2>/dev/null || true
 load_pid=
-"${as_pg[@]}" "$PGBIN/postgres" -D "$T/pg/data" >>"$T/pg.log" 2>&1 &
-pg_pid=$!
-for _ in $(seq 1 100); do pg_isready -q && break; sleep 0.1; done
-pg_isready -q || fail "postgres did not restart"
+start_pg
 last=$(sql -c "SELECT max(seq) FROM counts")
 [[ $last -lt $((from + 299)) ]] || fail "the load ended before the server stopped: not mid-stream"
 sql -c "INSERT INTO counts SELECT g, g FROM generate_series($((last + 1)), $((last + 50))) g"

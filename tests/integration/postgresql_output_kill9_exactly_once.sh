@@ -6,17 +6,15 @@
 # the same multiset of (asset, signal, time to the microsecond, value, quality, tags), hence
 # the same count and checksum per asset, and the stored next offsets equal the journal's ends.
 #
-# PostgreSQL runs from a temp dir on a free port on 127.0.0.1. initdb refuses to run as root,
-# so when the test runs as root the server runs as the unprivileged user `postgres` (setpriv),
-# which owns the temp dir. (TimescaleDB is not in Debian: this covers plain PostgreSQL.)
+# PostgreSQL runs from a temp dir on a free port on 127.0.0.1 (tests/integration/_peers.sh).
+# (TimescaleDB is not in Debian: this covers plain PostgreSQL.)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MILLRACE=${MILLRACE:-${MR_BUILD:-build/asan}/millrace}
 MILLRACE=$(realpath "$MILLRACE")
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+source tests/integration/_peers.sh
 T=$(mktemp -d /tmp/mr-pgout.XXXXXX)
 chmod 755 "$T"
-pg_pid=
 mr_pid=
 cleanup() {
     if [[ -n $mr_pid ]]; then kill -9 "$mr_pid" 2>/dev/null || true; fi
@@ -35,39 +33,10 @@ fail() {
     tail -n 20 "$T/pg.log" >&2 || true
     exit 1
 }
-free_port() {
-    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
-as_pg=()
-mkdir "$T/pg"
-if [[ $(id -u) -eq 0 ]]; then
-    as_pg=(setpriv --reuid=postgres --regid=postgres --init-groups)
-    chown postgres:postgres "$T/pg"
-fi
 PORT=$(free_port)
 HTTP=$(free_port)
-"${as_pg[@]}" "$PGBIN/initdb" -D "$T/pg/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 -N \
-    >"$T/initdb.log" 2>&1 || { cat "$T/initdb.log" >&2; fail "initdb"; }
-cat >>"$T/pg/data/postgresql.conf" <<CONF
-listen_addresses = '127.0.0.1'
-port = $PORT
-unix_socket_directories = '$T/pg'
-fsync = off
-CONF
-start_pg() {
-    "${as_pg[@]}" "$PGBIN/postgres" -D "$T/pg/data" >>"$T/pg.log" 2>&1 &
-    pg_pid=$!
-    for _ in $(seq 1 100); do pg_isready -q && return 0; sleep 0.1; done
-    fail "postgres did not start"
-}
-stop_pg() {
-    kill -INT "$pg_pid" # fast shutdown: clients are cut off
-    wait "$pg_pid" 2>/dev/null || true
-    pg_pid=
-}
-export PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
-sql() { psql -X -q -t -A -v ON_ERROR_STOP=1 "$@"; }
+pg_init "$PORT"
 start_pg
 
 run_yaml() { # $1: with the simulated plant (1) or only draining what the journal holds (0)

@@ -35,6 +35,7 @@
 #include "millrace/names.h"
 #include "millrace/plugin.h"
 #include "outputs/lineproto_out.h"
+#include "support/certs.h"
 
 extern const struct mr_plugin mr_output_influxdb;
 
@@ -522,23 +523,6 @@ static void test_down_retry_then_recovery(void **state)
     rig_close(r);
 }
 
-/* A certificate authority (ca) and a server certificate for 127.0.0.1 signed by it, and a second
- * authority (other) that signed nothing, in dir. */
-static void make_certs(const char *dir)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof(cmd),
-             "cd %s && exec >/dev/null 2>&1 && for ca in ca other; do openssl req -x509 -newkey "
-             "ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout $ca.key -subj \"/CN=t $ca\" "
-             "-days 2 -out $ca.crt; done && openssl req -new -newkey ec -pkeyopt "
-             "ec_paramgen_curve:prime256v1 -nodes -keyout srv.key -subj /CN=127.0.0.1 -out "
-             "srv.csr && printf 'subjectAltName=IP:127.0.0.1\\n' > srv.ext && openssl x509 -req "
-             "-in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile srv.ext "
-             "-out srv.crt",
-             dir);
-    assert_int_equal(system(cmd), 0);
-}
-
 /* https: with tls_ca the points arrive; without it, or with the wrong authority, the write is
  * retried with the certificate problem in the message (nothing written); insecure_skip_verify
  * accepts the certificate. */
@@ -551,7 +535,7 @@ static void test_https_verifies_server(void **state)
     snprintf(ix.conf, sizeof(ix.conf), "%s/influxdb.conf", ix.dir);
     ix.port = free_port();
     ix.rpc_port = free_port();
-    make_certs(ix.dir);
+    assert_int_equal(mr_test_make_certs(ix.dir), 0);
     influx_start(&ix);
     static const struct {
         const char *tls; /* %s: the directory */

@@ -29,6 +29,7 @@
 #include "millrace/metrics.h"
 #include "millrace/names.h"
 #include "millrace/plugin.h"
+#include "support/certs.h"
 #include "support/mosquitto_peer.h"
 #include "support/tmpdir.h"
 
@@ -693,18 +694,8 @@ static void test_tls(void **state)
     (void)state;
     struct rig *r = rig_new();
     broker_kill(r);
-    char cmd[2048];
-    snprintf(cmd, sizeof(cmd),
-             "cd %s 2>/dev/null && exec >/dev/null 2>&1 && for ca in ca other; do openssl req "
-             "-x509 -newkey ec -pkeyopt "
-             "ec_paramgen_curve:prime256v1 -nodes -keyout $ca.key -subj \"/CN=t $ca\" -days 2 "
-             "-out $ca.crt; done && openssl req -new -newkey ec -pkeyopt "
-             "ec_paramgen_curve:prime256v1 -nodes -keyout srv.key -subj /CN=127.0.0.1 -out "
-             "srv.csr && printf 'subjectAltName=IP:127.0.0.1\\n' > srv.ext && openssl x509 -req "
-             "-in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile srv.ext "
-             "-out srv.crt && chmod 755 . && chmod 644 *",
-             r->dir);
-    assert_true(sh(cmd));
+    assert_int_equal(mr_test_make_certs(r->dir), 0);
+    char cmd[512];
     int tls_port = mr_test_free_port();
     char path[256];
     snprintf(path, sizeof(path), "%s/tls.conf", r->dir);
