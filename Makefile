@@ -4,7 +4,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libuv yaml-0.1 jansson libmodbus libprotobuf-c libpq zlib libcurl openssl rdkafka \
+PKGS    := libuv yaml-0.1 jansson libmodbus libprotobuf-c libpq zlib libdeflate libcurl openssl rdkafka \
            libmosquitto
 # libmosquitto: the mqtt output publishes with it (the mqtt input has its own client); unit tests
 # and the benchmarks also use it as an independent MQTT peer (publisher, subscriber).

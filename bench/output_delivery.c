@@ -17,24 +17,31 @@
  *                                  libcurl (one keep-alive connection, --lines lines a body,
  *                                  default 5000, uncompressed): what `curl --data-binary` of a
  *                                  pre-built file manages. Limit null.
+ *   influx_bulk_gzip_points_per_s  the same bodies gzipped (libdeflate level 1, as the output)
+ *                                  before the clock starts, sent with Content-Encoding: gzip:
+ *                                  the bytes and the work for influxd of the output's default.
+ *                                  Limit null.
  *   influx_delivered_records_per_s the same records in a journal topic (written beforehand with
  *                                  the library), then `millrace run` with only the influxdb
  *                                  output on that topic (database `delivered`, default gzip):
  *                                  from the first /metrics answer until
  *                                  millrace_output_delivered_total covers every record, polled
- *                                  every 5 ms. Limit: influx_bulk_points_per_s.
+ *                                  every 5 ms. Limit: influx_bulk_gzip_points_per_s.
  *   influx_identity_delivered_records_per_s  the same with content_encoding: identity.
+ *                                  Limit: influx_bulk_points_per_s.
  *   pg_copy_rows_per_s             a CSV of the same rows COPYed (PQputCopyData, 1 MiB pieces,
  *                                  one transaction, as psql \copy does) into a table with the
  *                                  output's narrow layout and index. Limit null.
  *   pg_delivered_records_per_s     the postgresql output (exactly once: COPY + offset per
  *                                  batch, one transaction each). Limit: pg_copy_rows_per_s.
- * Each delivered case checks afterwards that the peer holds exactly --points records.
- * millrace, the peers and this program share the machine's cores.
+ * Each InfluxDB case runs against its own fresh influxd (a later case would otherwise pay for
+ * the cache snapshots and compactions of the earlier ones' data). Each delivered case checks
+ * afterwards that the peer holds exactly --points records. millrace, the peers and this program
+ * share the machine's cores.
  *
- * For finding where the time goes: --lines 1024 sends the bulk load in the output's batch size
- * (the engine hands an output 1024 records a write), --copy-rows 1024 COPYs in transactions of
- * that many rows (one commit, one WAL flush each, as the output does).
+ * For finding where the time goes: --lines N sends the bulk load in bodies of N lines and
+ * --copy-rows N COPYs in transactions of N rows (one commit, one WAL flush each, as the output
+ * does per write), to compare with the outputs at --batch-size N.
  *
  *   output_delivery [--dir DIR] [--points N] [--lines L] [--copy-rows R] [--case all|influx|pg]
  *                   [--batch-size B]   (delivery.batch_size of the outputs; default millrace's)
@@ -43,6 +50,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <libdeflate.h>
 #include <libpq-fe.h>
 #include <limits.h>
 #include <pwd.h>
@@ -76,7 +84,7 @@ struct bench {
     long copy_rows; /* rows per COPY transaction of the PostgreSQL peer; 0: all in one */
     const char *which;
     long batch_size; /* delivery.batch_size of the outputs; 0: millrace's default */
-    double influx_bulk, pg_copy;
+    double pg_copy;
 };
 
 static void emit(const char *metric, double v, const char *unit, const char *limit)
@@ -143,6 +151,29 @@ static int bodies_build(const struct bench *b, struct bodies *bd)
     }
     bd->starts[bd->n] = used;
     return 0;
+}
+
+/* Every body of in gzipped (libdeflate level 1, as the output compresses), before any timing. */
+static int bodies_gzip(const struct bodies *in, struct bodies *out)
+{
+    struct libdeflate_compressor *z = libdeflate_alloc_compressor(1);
+    size_t cap = z != NULL ? libdeflate_gzip_compress_bound(z, in->starts[in->n]) + in->n * 32 : 0;
+    out->data = malloc(cap);
+    out->starts = calloc(in->n + 1, sizeof(size_t));
+    out->n = in->n;
+    int rc = z == NULL || out->data == NULL || out->starts == NULL;
+    size_t used = 0;
+    for (size_t k = 0; rc == 0 && k < in->n; k++) {
+        size_t w =
+            libdeflate_gzip_compress(z, in->data + in->starts[k], in->starts[k + 1] - in->starts[k],
+                                     out->data + used, cap - used);
+        out->starts[k] = used;
+        used += w;
+        rc = w == 0;
+    }
+    out->starts[out->n] = used;
+    libdeflate_free_compressor(z);
+    return rc;
 }
 
 /* The CSV of the narrow table (time, asset, signal, value, value_text, quality, tags). */
@@ -443,69 +474,95 @@ static long influx_count(CURL *h, int port, const char *db)
     return comma != NULL ? strtol(comma + 1, NULL, 10) : 0;
 }
 
+/* POST the bodies to /write?db=db (created first) one after the other on one connection;
+ * points/s, or -1 when influxd refused one or does not hold every point afterwards. */
+static double influx_bulk(const struct bench *b, const struct influx *ix, CURL *h,
+                          const struct bodies *bd, const char *db, bool gzip)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/query?q=CREATE%%20DATABASE%%20%s", ix->port,
+             db);
+    if (http(h, url, "", 0, NULL) != 200) {
+        return -1;
+    }
+    struct curl_slist *hdr = gzip ? curl_slist_append(NULL, "Content-Encoding: gzip") : NULL;
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/write?db=%s&precision=ns", ix->port, db);
+    int rc = 0;
+    double t0 = now_s();
+    for (size_t k = 0; rc == 0 && k < bd->n; k++) {
+        long st = http(h, url, bd->data + bd->starts[k], bd->starts[k + 1] - bd->starts[k], NULL);
+        if (st != 204) {
+            fprintf(stderr, "output_delivery: influxd /write answered %ld\n", st);
+            rc = 1;
+        }
+    }
+    double dt = now_s() - t0;
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(hdr);
+    long n = rc == 0 ? influx_count(h, ix->port, db) : -1;
+    if (rc == 0 && n != b->points) {
+        fprintf(stderr, "output_delivery: %s: influxd holds %ld of %ld\n", db, n, b->points);
+        rc = 1;
+    }
+    return rc == 0 ? (double)b->points / dt : -1;
+}
+
+/* Each case against its own fresh influxd: a later case would otherwise pay for the cache
+ * snapshots and compactions of the earlier ones' data. */
 static int influx_case(struct bench *b)
 {
-    struct influx ix = {.pid = 0};
-    struct bodies bd = {0};
+    static const struct {
+        const char *metric, *db, *enc, *limit;
+    } cases[] = {
+        {"influx_bulk_points_per_s", "bulk", "identity", NULL},
+        {"influx_bulk_gzip_points_per_s", "bulk_gzip", "gzip", NULL},
+        {"influx_delivered_records_per_s", "delivered", "gzip", "influx_bulk_gzip_points_per_s"},
+        {"influx_identity_delivered_records_per_s", "delivered_identity", "identity",
+         "influx_bulk_points_per_s"},
+    };
+    struct bodies bd = {0}, bdz = {0};
     CURL *h = curl_easy_init();
-    int rc = bodies_build(b, &bd) != 0 || influx_start(b, &ix, h) != 0;
-    char url[256];
-    if (rc == 0) {
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d/query?q=CREATE%%20DATABASE%%20bulk",
-                 ix.port);
-        rc = http(h, url, "", 0, NULL) != 200;
-    }
-    if (rc == 0) {
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d/write?db=bulk&precision=ns", ix.port);
-        double t0 = now_s();
-        for (size_t k = 0; rc == 0 && k < bd.n; k++) {
-            long st = http(h, url, bd.data + bd.starts[k], bd.starts[k + 1] - bd.starts[k], NULL);
-            if (st != 204) {
-                fprintf(stderr, "output_delivery: influxd /write answered %ld\n", st);
-                rc = 1;
+    int rc = bodies_build(b, &bd) != 0 || bodies_gzip(&bd, &bdz) != 0;
+    for (size_t i = 0; rc == 0 && i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct influx ix = {.pid = 0};
+        bool gzip = strcmp(cases[i].enc, "gzip") == 0;
+        double rate = -1;
+        if (influx_start(b, &ix, h) != 0) {
+            rc = 1;
+        } else if (cases[i].limit == NULL) {
+            rate = influx_bulk(b, &ix, h, gzip ? &bdz : &bd, cases[i].db, gzip);
+        } else {
+            char out[512];
+            snprintf(out, sizeof(out),
+                     "    type: influxdb\n    urls: [\"http://127.0.0.1:%d\"]\n    database: %s\n"
+                     "    content_encoding: %s\n    asset_tag: \"\"\n"
+                     "    asset_path_tags: [site, line, machine]\n",
+                     ix.port, cases[i].db, cases[i].enc);
+            rate = millrace_deliver(b, cases[i].db, out);
+            long n = rate > 0 ? influx_count(h, ix.port, cases[i].db) : -1;
+            if (n != b->points) {
+                fprintf(stderr, "output_delivery: %s: influxd holds %ld of %ld\n", cases[i].db, n,
+                        b->points);
+                rate = -1;
             }
         }
-        double dt = now_s() - t0;
-        long n = rc == 0 ? influx_count(h, ix.port, "bulk") : -1;
-        if (rc == 0 && n != b->points) {
-            fprintf(stderr, "output_delivery: bulk: influxd holds %ld of %ld\n", n, b->points);
-            rc = 1;
-        }
-        if (rc == 0) {
-            b->influx_bulk = (double)b->points / dt;
-            emit("influx_bulk_points_per_s", b->influx_bulk, "points/s", NULL);
-        }
-    }
-    static const struct {
-        const char *metric, *db, *enc;
-    } cases[] = {
-        {"influx_delivered_records_per_s", "delivered", "gzip"},
-        {"influx_identity_delivered_records_per_s", "delivered_identity", "identity"},
-    };
-    for (size_t i = 0; rc == 0 && i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char out[512];
-        snprintf(out, sizeof(out),
-                 "    type: influxdb\n    urls: [\"http://127.0.0.1:%d\"]\n    database: %s\n"
-                 "    content_encoding: %s\n    asset_tag: \"\"\n"
-                 "    asset_path_tags: [site, line, machine]\n",
-                 ix.port, cases[i].db, cases[i].enc);
-        double rate = millrace_deliver(b, cases[i].db, out);
-        long n = rate > 0 ? influx_count(h, ix.port, cases[i].db) : -1;
-        if (n != b->points) {
-            fprintf(stderr, "output_delivery: %s: influxd holds %ld of %ld\n", cases[i].db, n,
-                    b->points);
-            rc = 1;
+        if (rate > 0) {
+            emit(cases[i].metric, rate, cases[i].limit == NULL ? "points/s" : "records/s",
+                 cases[i].limit);
         } else {
-            emit(cases[i].metric, rate, "records/s", "influx_bulk_points_per_s");
+            rc = 1;
         }
-    }
-    if (ix.pid > 0) {
-        bench_stop(&ix.pid);
+        if (ix.pid > 0) {
+            bench_stop(&ix.pid);
+        }
+        tree_remove(ix.dir);
     }
     curl_easy_cleanup(h);
-    tree_remove(ix.dir);
     free(bd.data);
     free(bd.starts);
+    free(bdz.data);
+    free(bdz.starts);
     return rc;
 }
 
@@ -683,6 +740,14 @@ static double pg_copy(const struct bench *b, PGconn *c)
     return (double)b->points / dt;
 }
 
+/* Let the server's background work (autovacuum of what was just loaded, the checkpoint of its
+ * WAL) happen now, so it does not land in the next timed case. */
+static void pg_settle(PGconn *c)
+{
+    PQclear(PQexec(c, "VACUUM (ANALYZE)"));
+    PQclear(PQexec(c, "CHECKPOINT"));
+}
+
 static int pg_case(struct bench *b)
 {
     struct pg s = {.pid = 0};
@@ -693,11 +758,13 @@ static int pg_case(struct bench *b)
         rc = PQstatus(c) != CONNECTION_OK;
     }
     if (rc == 0) {
+        pg_settle(c);
         b->pg_copy = pg_copy(b, c);
         rc = b->pg_copy <= 0;
     }
     if (rc == 0) {
         emit("pg_copy_rows_per_s", b->pg_copy, "rows/s", NULL);
+        pg_settle(c); /* the COPY's autovacuum and checkpoint, not during the next case */
         char out[512];
         snprintf(out, sizeof(out),
                  "    type: postgresql\n    connection: \"%s\"\n    table: delivered\n"

@@ -28,6 +28,7 @@ BUILD_PKGS=(
     "libhttp-parser-dev:HTTP/1.1 request parser (src/web/http_server.c)"
     "zlib1g-dev:gzip/deflate request bodies (the HTTP server)"
     "libcurl4-openssl-dev:HTTP client of the forward, influxdb and http outputs"
+    "libdeflate-dev:gzip of whole request bodies (influxdb and http outputs, forward)"
     "librdkafka-dev:Kafka producer (kafka output); its mock cluster is the tests' Kafka peer"
     "libmosquitto-dev:MQTT client of the mqtt output (publishing, Sparkplug B edge node)"
 )

@@ -148,7 +148,7 @@ struct mr_delivery_conf {
     int64_t circuit_failures; /* consecutive failures that open the circuit */
     int64_t circuit_open_ns;  /* how long an open circuit waits before one probe */
     char *dead_letter_topic;  /* NULL: "deadletter.NAME" */
-    int64_t batch_size;       /* records per write call (0: the default, 5000) */
+    int64_t batch_size;       /* records per write call (0: the output's default) */
     int64_t batch_wait_ns;    /* how long to wait for a fuller batch; 0: send what is there */
 };
 

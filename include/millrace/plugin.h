@@ -166,6 +166,9 @@ struct mr_output_ops {
     /* Push out anything buffered; same answers as write. */
     int (*flush)(void *ctx, struct mr_err *err);
     void (*fini)(void *ctx);
+    /* Records per write when delivery.batch_size is not set; 0: 5000. Larger for destinations
+     * with a high fixed cost per write (a durable commit). */
+    size_t batch_default;
 };
 
 struct mr_plugin {

@@ -292,13 +292,14 @@ static const struct mr_field delivery_fields[] = {
     {.name = "batch_size",
      .type = MR_FIELD_INT,
      .offset = offsetof(struct mr_delivery_conf, batch_size),
-     .def = "5000",
      .min = "1",
      .max = "100000",
      .help = "Most records handed to the destination in one write (one HTTP request, one "
              "transaction). Records of several journal batches are gathered up to this many; "
              "bigger batches mean fewer round trips and commits when catching up, and more "
-             "memory (about 0.5 KB a record)."},
+             "memory (about 1.5 KB a record: the write in flight and the next one). Default: "
+             "5000; 20000 for postgresql, whose every write is a commit that waits for its WAL "
+             "flush."},
     {.name = "batch_wait",
      .type = MR_FIELD_DURATION,
      .offset = offsetof(struct mr_delivery_conf, batch_wait_ns),

@@ -1,9 +1,9 @@
 /* Delivery: one thread per output, draining the topics that feed it through a journal cursor.
  *
- *   topics --reader--> copy, decode --> output.write --OK--> (every 250 ms) flush, commit cursor
- *                      (gathered up to delivery.batch_size records)
- *                                      |RETRY--> wait, same batch again
- *                                      |FATAL--> stop delivering; the cursor stays, nothing lost
+ *   topics --reader thread--> copy, decode --slots--> writer thread: output.write --OK-->
+ *            (gathered up to delivery.batch_size             (every 250 ms) flush, commit cursor
+ *             records a write)                   |RETRY--> wait, same write again
+ *                                                |FATAL--> stop delivering; the cursor stays
  *
  * Waits after RETRY start at delivery.retry_min and double up to retry_max, each with up to a
  * quarter of random jitter (outputs that failed together do not come back in step). After
@@ -23,8 +23,15 @@
  * backlog goes out in few large requests/transactions whatever sizes the journal batches have.
  * Decoded records borrow string values, tag values and sample blocks from the batch bytes, which
  * the reader reuses at its next call: each journal batch's records are therefore copied into
- * an arena owned by the output (one memcpy per journal batch, no allocation per record) and
- * decoded from there; the arena is reused once the pending records are written.
+ * the arena of the write being gathered (one memcpy per journal batch, no allocation per
+ * record) and decoded from there; the arena is reused once that write is confirmed.
+ *
+ * Two threads, so that reading and decoding the next write overlaps the destination's answer
+ * to the current one (a backlog drains at the pace of the slower of the two, not their sum):
+ * the reader gathers writes into NSLOTS slots and hands each over in order; the writer calls
+ * the output (only ever from this one thread), moves the source's position once a write is
+ * confirmed, and owns retries, dead letters and cursor commits. The reader waits while every
+ * slot is handed over and not yet written, so at most NSLOTS writes are decoded ahead.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -47,6 +54,7 @@
 #define ARENA_PER_REC 256u
 #define ARENA_MIN     (2u * 1024u * 1024u)
 #define REJECTS_MIN   64u
+#define NSLOTS        2 /* the write in flight and the one gathered meanwhile */
 
 enum output_state { /* millrace_output_state */
                     STATE_OK = 0,
@@ -66,11 +74,27 @@ struct dsource {
     struct mr_journal_topic *topic;
     uint32_t partition;
     struct mr_journal_reader *reader;
-    int64_t read_pos; /* next offset to decode (records before it are pending or written) */
+    int64_t read_pos;   /* reader: next offset to decode (records before it are in slots) */
+    int64_t queued_pos; /* reader: end position of the last slot handed over */
     /* position and oldest_ms are also read by the metrics collector (another thread) */
     _Atomic int64_t position;  /* next offset to deliver */
     int64_t committed;         /* last committed position */
     _Atomic int64_t oldest_ms; /* record time of the batch at position (-1: none read yet) */
+};
+
+/* A write being gathered by the reader or waiting for the writer: up to batch_size decoded
+ * records of one source, with the copies of the journal batches they borrow from. */
+struct wslot {
+    struct dsource *s;
+    struct mr_record *recs;
+    int64_t *offsets;     /* journal offset of recs[i], for outputs that relay the journal */
+    size_t n;             /* recs[0..n) decoded */
+    int64_t end_position; /* the source's position once this slot is written */
+    int64_t oldest_ms;    /* record time of the slot's first journal batch */
+    int64_t fill_start;   /* when recs[0] was decoded (for batch_wait) */
+    uint8_t *arena;       /* copies of the journal batches recs[] borrow from */
+    size_t arena_cap;
+    size_t arena_used;
 };
 
 struct mr_delivery {
@@ -82,22 +106,27 @@ struct mr_delivery {
     bool ready;
     struct dsource *sources;
     size_t nsources;
-    struct mr_record *recs; /* batch_size records of one source, gathered for the next write */
-    int64_t *offsets;       /* journal offset of recs[i], for outputs that relay the journal */
-    size_t npending;        /* recs[0..npending) decoded, not yet written */
-    int64_t fill_start;     /* when recs[0] was decoded (for batch_wait) */
-    int64_t next_commit;    /* when the cursor is saved next */
-    uint8_t *arena;         /* copies of the journal batches recs[] borrow from */
-    size_t arena_cap;
-    size_t arena_used;
-    struct mr_names_memo memo;
-    struct mr_log_ratelimit rl;
-    pthread_t thread;
+    /* slots[q_head], slots[q_head + 1], ... (q_ready of them) wait for the writer, in order;
+     * the reader gathers into `fill`, the next one after them */
+    struct wslot slots[NSLOTS];
+    size_t q_head;
+    size_t q_ready;
+    struct wslot *fill;
+    bool reader_done; /* q_ready, q_head, reader_done, writer_done: under q_lock */
+    bool writer_done;
+    pthread_mutex_t q_lock;
+    pthread_cond_t q_cv;
+    int64_t next_commit;             /* writer: when the cursor is saved next */
+    struct mr_names_memo memo;       /* reader's */
+    struct mr_log_ratelimit rl;      /* writer's log lines */
+    struct mr_log_ratelimit rl_read; /* reader's log lines */
+    pthread_t thread;                /* the writer */
+    pthread_t reader;
     bool started;
     atomic_bool stop;
     atomic_bool drain;
     int64_t drain_deadline;
-    bool failed;
+    atomic_bool failed; /* FATAL: set by the writer, the reader stops too */
     struct mr_counter *m_delivered;
     struct mr_counter *m_retries;
     struct mr_counter *m_skipped;
@@ -186,10 +215,11 @@ static int dlq_open(struct mr_delivery *d)
     return 0;
 }
 
-/* The batch's rejected records (recs[0..n)) onto the dead-letter topic. Returns 0 or the
- * journal's error (the batch is then written again: the rejections come again too). */
-static int dlq_put(struct mr_delivery *d, const struct dsource *s, size_t n)
+/* The rejected records of write w onto the dead-letter topic. Returns 0 or the journal's error
+ * (the write is then sent again: the rejections come again too). */
+static int dlq_put(struct mr_delivery *d, const struct wslot *w)
 {
+    size_t n = w->n;
     int rc = d->nrejects > 0 ? dlq_open(d) : 0;
     for (size_t i = 0; rc == 0 && i < d->nrejects; i++) {
         const struct rejection *r = &d->rejects[i];
@@ -200,13 +230,13 @@ static int dlq_put(struct mr_delivery *d, const struct dsource *s, size_t n)
                                     .key_len = 9,
                                     .value = r->reason,
                                     .value_len = (int32_t)strlen(r->reason)};
-        rc = mr_topic_writer_add_with(d->dlq, &d->recs[r->index], &h);
+        rc = mr_topic_writer_add_with(d->dlq, &w->recs[r->index], &h);
         if (rc == 0) {
             mr_counter_add(d->m_rejected, 1);
             MR_LOG_RL(&d->rl, MR_LOG_WARN, d->host.name,
                       "%s[%u] offset %" PRId64 " rejected by the destination (kept in %s): %s",
-                      s != NULL ? mr_journal_topic_name(s->topic) : "?",
-                      s != NULL ? s->partition : 0, d->offsets[r->index], d->dlq_name, r->reason);
+                      mr_journal_topic_name(w->s->topic), w->s->partition, w->offsets[r->index],
+                      d->dlq_name, r->reason);
         }
     }
     if (rc == 0 && d->dlq != NULL) {
@@ -298,33 +328,33 @@ static bool rest(struct mr_delivery *d, int64_t ns)
     return true;
 }
 
-static int write_once(struct mr_delivery *d, const struct dsource *s, size_t n, struct mr_err *err)
+static int write_once(struct mr_delivery *d, const struct wslot *w, struct mr_err *err)
 {
     const struct mr_output_ops *ops = &d->pc->plugin->output;
-    if (n == 0) {
+    if (w == NULL) {
         return ops->flush(d->ctx, err);
     }
     if (ops->write_at != NULL) {
-        struct mr_output_position pos = {.topic = mr_journal_topic_name(s->topic),
-                                         .partition = s->partition,
-                                         .offsets = d->offsets};
-        return ops->write_at(d->ctx, &pos, d->recs, n, err);
+        struct mr_output_position pos = {.topic = mr_journal_topic_name(w->s->topic),
+                                         .partition = w->s->partition,
+                                         .offsets = w->offsets};
+        return ops->write_at(d->ctx, &pos, w->recs, w->n, err);
     }
-    return ops->write(d->ctx, d->recs, n, err);
+    return ops->write(d->ctx, w->recs, w->n, err);
 }
 
-/* Write the first n decoded records of s (n == 0: flush) until the output answers OK; RETRY
- * waits (backoff, then the open circuit). Returns false on FATAL or stop. */
-static bool deliver(struct mr_delivery *d, const struct dsource *s, size_t n)
+/* Write the records of w (NULL: flush) until the output answers OK; RETRY waits (backoff, then
+ * the open circuit). Returns false on FATAL or stop. Writer thread. */
+static bool deliver(struct mr_delivery *d, const struct wslot *w)
 {
     for (;;) {
         struct mr_err err;
         mr_err_clear(&err);
         d->nrejects = 0;
         d->rejects_lost = 0;
-        int rc = write_once(d, s, n, &err);
-        if (rc == MR_SINK_OK && d->nrejects > 0) {
-            int jrc = dlq_put(d, s, n);
+        int rc = write_once(d, w, &err);
+        if (rc == MR_SINK_OK && d->nrejects > 0 && w != NULL) {
+            int jrc = dlq_put(d, w);
             if (jrc != 0) {
                 rc = MR_SINK_RETRY;
                 MR_ERR_SET(&err, jrc, "cannot keep rejected records in %s: %s", d->dlq_name,
@@ -332,7 +362,7 @@ static bool deliver(struct mr_delivery *d, const struct dsource *s, size_t n)
             }
         }
         if (rc == MR_SINK_OK) {
-            if (n > 0) {
+            if (w != NULL) {
                 atomic_store(&d->last_delivery_ms, mr_clock_wall_ms());
             }
             if (d->failures >= d->conf.circuit_failures) {
@@ -352,7 +382,7 @@ static bool deliver(struct mr_delivery *d, const struct dsource *s, size_t n)
                          "the journal (fix the cause, then reload or restart)",
                          why);
             set_state(d, STATE_STOPPED);
-            d->failed = true;
+            atomic_store(&d->failed, true);
             return false;
         }
         mr_counter_add(d->m_retries, 1);
@@ -386,7 +416,7 @@ static void commit(struct mr_delivery *d)
     for (size_t i = 0; i < d->nsources; i++) {
         moved |= d->sources[i].position != d->sources[i].committed;
     }
-    if (!moved || !deliver(d, NULL, 0)) {
+    if (!moved || !deliver(d, NULL)) {
         return;
     }
     /* Rejected records are durable before the cursor passes them. */
@@ -416,128 +446,212 @@ static void commit(struct mr_delivery *d)
     }
 }
 
-/* Write the pending records of s until the output confirmed them; the position moves past
- * them only then. False on FATAL or stop. */
-static bool pending_write(struct mr_delivery *d, struct dsource *s)
+/* ---- the hand-over between the two threads ---- */
+
+static void q_wait(struct mr_delivery *d, int64_t ns)
 {
-    size_t n = d->npending;
-    if (n == 0) {
-        return true;
-    }
-    if (!deliver(d, s, n)) {
-        return false;
-    }
-    mr_counter_add(d->m_delivered, n - d->nrejects); /* rejected: not delivered */
-    s->position = d->offsets[n - 1] + 1;
-    d->npending = 0;
-    int64_t now = mr_clock_mono_ns();
-    if (now >= d->next_commit) { /* a long backlog: save the position as often as between reads */
-        commit(d);
-        d->next_commit = now + COMMIT_NS;
-    }
-    return true;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t at = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + ns;
+    ts.tv_sec = at / 1000000000LL;
+    ts.tv_nsec = at % 1000000000LL;
+    pthread_cond_timedwait(&d->q_cv, &d->q_lock, &ts);
 }
 
-/* The records of a journal batch, copied behind the pending ones (whose bytes stay put). When
- * they do not fit, the pending records are written first; an arena too small for one batch
- * grows while empty. NULL on stop or FATAL (*rc 0) or without memory (*rc MR_ENOMEM). */
+static bool past_drain_deadline(const struct mr_delivery *d)
+{
+    return atomic_load(&d->drain) && mr_clock_mono_ns() > d->drain_deadline;
+}
+
+/* Called with q_lock held. */
+static bool reader_must_quit(const struct mr_delivery *d)
+{
+    return atomic_load(&d->failed) || d->writer_done ||
+           (atomic_load(&d->stop) && (!atomic_load(&d->drain) || past_drain_deadline(d)));
+}
+
+/* Hand the slot being gathered to the writer with the position s reaches once it is written,
+ * then wait for a free slot to gather into. A slot without records is handed over only when it
+ * moves the position (records passed over). False when the reader must stop. Reader thread. */
+static bool slot_handover(struct mr_delivery *d, struct dsource *s, int64_t end_position)
+{
+    struct wslot *w = d->fill;
+    if (w->n == 0 && end_position <= s->queued_pos) {
+        return true;
+    }
+    w->s = s;
+    w->end_position = end_position;
+    s->queued_pos = end_position;
+    pthread_mutex_lock(&d->q_lock);
+    d->q_ready++;
+    pthread_cond_broadcast(&d->q_cv);
+    while (d->q_ready == NSLOTS && !reader_must_quit(d)) {
+        q_wait(d, SLEEP_STEP_NS); /* stop and drain are flags, not signalled under the lock */
+    }
+    bool ok = d->q_ready < NSLOTS;
+    d->fill = ok ? &d->slots[(d->q_head + d->q_ready) % NSLOTS] : NULL;
+    pthread_mutex_unlock(&d->q_lock);
+    if (ok) {
+        d->fill->n = 0;
+        d->fill->arena_used = 0;
+    }
+    return ok;
+}
+
+/* Wait until the writer has written every slot handed over (their records may borrow from the
+ * journal reader's bytes). False when the reader must stop. Reader thread. */
+static bool slots_wait_written(struct mr_delivery *d)
+{
+    pthread_mutex_lock(&d->q_lock);
+    while (d->q_ready > 0 && !reader_must_quit(d)) {
+        q_wait(d, SLEEP_STEP_NS);
+    }
+    bool ok = d->q_ready == 0;
+    pthread_mutex_unlock(&d->q_lock);
+    return ok;
+}
+
+/* The oldest slot handed over, waiting up to ns for one; NULL when none. Writer thread. */
+static struct wslot *slot_next(struct mr_delivery *d, int64_t ns)
+{
+    pthread_mutex_lock(&d->q_lock);
+    if (d->q_ready == 0 && !d->reader_done) {
+        q_wait(d, ns);
+    }
+    struct wslot *w = d->q_ready > 0 ? &d->slots[d->q_head] : NULL;
+    pthread_mutex_unlock(&d->q_lock);
+    return w;
+}
+
+/* The oldest slot is written: the reader may gather into it again. Writer thread. */
+static void slot_release(struct mr_delivery *d)
+{
+    pthread_mutex_lock(&d->q_lock);
+    d->q_head = (d->q_head + 1) % NSLOTS;
+    d->q_ready--;
+    pthread_cond_broadcast(&d->q_cv);
+    pthread_mutex_unlock(&d->q_lock);
+}
+
+/* ---- the reader: journal batches into slots ---- */
+
+/* A copy of the journal batch's records in the arena of the slot being gathered. When it does
+ * not fit behind what the slot holds, the slot is handed over first; an empty slot's arena
+ * grows for a batch larger than it. NULL on stop or FATAL (*rc 0) or without memory (*rc
+ * MR_ENOMEM). */
 static const uint8_t *arena_keep(struct mr_delivery *d, struct dsource *s,
                                  const struct mr_batch_info *info, int *rc)
 {
     *rc = 0;
     size_t len = info->records_len;
-    if (len > d->arena_cap - d->arena_used && !pending_write(d, s)) {
-        return NULL;
+    struct wslot *w = d->fill;
+    if (w->n == 0) {
+        w->arena_used = 0; /* no record borrows from it */
     }
-    if (d->npending == 0) {
-        d->arena_used = 0; /* no record borrows from it any more */
+    if (len > w->arena_cap - w->arena_used) {
+        if (!slot_handover(d, s, s->read_pos)) {
+            return NULL;
+        }
+        w = d->fill;
     }
-    if (len > d->arena_cap - d->arena_used) { /* empty now: only a batch larger than the arena */
-        uint8_t *grown = mr_realloc(d->arena, len);
+    if (len > w->arena_cap - w->arena_used) { /* empty now: only a batch larger than the arena */
+        uint8_t *grown = mr_realloc(w->arena, len);
         if (grown == NULL) {
             *rc = MR_ENOMEM;
             return NULL;
         }
-        d->arena = grown;
-        d->arena_cap = len;
+        w->arena = grown;
+        w->arena_cap = len;
     }
-    uint8_t *copy = d->arena + d->arena_used;
+    uint8_t *copy = w->arena + w->arena_used;
     if (len > 0) {
         memcpy(copy, info->records, len);
     }
-    d->arena_used += len;
+    w->arena_used += len;
     return copy;
 }
 
-/* Decode the records of one journal batch of s behind the pending ones, writing whenever
- * batch_size are gathered. False on stop or FATAL. */
+/* Decode the records of one journal batch of s into slots, handing each over when batch_size
+ * are gathered. False on stop or FATAL. */
 static bool batch_take(struct mr_delivery *d, struct dsource *s, const struct mr_batch_info *info)
 {
-    int rc = 0;
+    int64_t from = s->read_pos; /* records before it are in slots already */
+    int64_t last = info->base_offset + info->last_offset_delta;
+    bool borrowed = false; /* decoding from the reader's bytes: valid until its next call */
     struct mr_batch_info kept = *info;
-    kept.records = arena_keep(d, s, info, &rc);
-    if (kept.records == NULL) {
-        if (rc == 0) {
+keep:
+    if (!borrowed) {
+        int rc = 0;
+        kept.records = arena_keep(d, s, info, &rc);
+        if (kept.records == NULL && rc == 0) {
             return false;
         }
-        /* Without room for a copy, deliver this batch alone from the reader's bytes (valid
-         * until its next call): correct, only smaller writes. */
-        if (!pending_write(d, s)) {
-            return false;
+        if (kept.records == NULL) {
+            /* Without room for a copy, decode from the reader's bytes, once every slot handed
+             * over is written, and have these written before the next read: correct, only
+             * slower. */
+            if (!slot_handover(d, s, s->read_pos) || !slots_wait_written(d)) {
+                return false;
+            }
+            kept.records = info->records;
+            borrowed = true;
         }
-        kept.records = info->records;
     }
-    if (d->npending == 0) {
-        s->oldest_ms = info->base_timestamp;
-        d->fill_start = mr_clock_mono_ns();
+    struct wslot *w = d->fill;
+    if (w->n == 0) {
+        w->oldest_ms = info->base_timestamp;
+        w->fill_start = mr_clock_mono_ns();
     }
     struct mr_batch_iter it;
     struct mr_batch_record br;
     mr_batch_iter_init(&it, &kept);
     while (mr_batch_iter_next(&it, &br, NULL) == 0) {
-        if (br.offset < s->read_pos || br.value_len <= 0) {
+        if (br.offset < from || br.value_len <= 0) {
             continue;
         }
         struct mr_err e;
         mr_err_clear(&e);
         bool ours = mr_batch_record_is_millrace(&br);
-        if (!ours || mr_record_decode_memo(&d->recs[d->npending], d->env->names, &d->memo, br.value,
+        if (!ours || mr_record_decode_memo(&w->recs[w->n], d->env->names, &d->memo, br.value,
                                            (size_t)br.value_len, &e) != 0) {
             /* Not a millrace record (appended raw with `journal append`): nothing an output
              * can render. Counted and named, then passed over. */
             mr_counter_add(d->m_skipped, 1);
-            MR_LOG_RL(&d->rl, MR_LOG_WARN, d->host.name, "%s[%u] offset %" PRId64 " skipped: %s",
-                      mr_journal_topic_name(s->topic), s->partition, br.offset,
-                      ours ? e.msg : "not a millrace record");
+            MR_LOG_RL(&d->rl_read, MR_LOG_WARN, d->host.name,
+                      "%s[%u] offset %" PRId64 " skipped: %s", mr_journal_topic_name(s->topic),
+                      s->partition, br.offset, ours ? e.msg : "not a millrace record");
             continue;
         }
-        d->offsets[d->npending] = br.offset;
-        if (++d->npending == (size_t)d->conf.batch_size) {
-            if (!pending_write(d, s)) {
+        w->offsets[w->n] = br.offset;
+        if (++w->n == (size_t)d->conf.batch_size) {
+            from = br.offset + 1;
+            if (!slot_handover(d, s, from)) {
                 return false;
             }
-            s->oldest_ms = info->base_timestamp;
-            d->fill_start = mr_clock_mono_ns();
+            if (from > last) {
+                break;
+            }
+            /* The rest of this journal batch is decoded into the next slot, from a copy in
+             * that slot's arena: the full slot's arena is reused once it is written. */
+            goto keep;
         }
     }
-    s->read_pos = info->base_offset + info->last_offset_delta + 1;
-    if (d->npending == 0) {
-        s->position = s->read_pos; /* skipped records at the end are passed too */
-    }
-    if (kept.records == info->records) { /* not copied: may not outlive this call */
-        return pending_write(d, s);
+    s->read_pos = last + 1;
+    if (borrowed) {
+        return slot_handover(d, s, s->read_pos) && slots_wait_written(d);
     }
     return true;
 }
 
 /* The journal holds fewer than batch_size records for s right now: wait for more (up to
- * batch_wait after the first pending record)? True to read again. */
+ * batch_wait after the slot's first record)? True to read again. */
 static bool fill_wait(struct mr_delivery *d, struct dsource *s)
 {
-    if (d->npending == 0 || d->conf.batch_wait_ns <= 0 || atomic_load(&d->stop)) {
+    const struct wslot *w = d->fill;
+    if (w->n == 0 || d->conf.batch_wait_ns <= 0 || atomic_load(&d->stop)) {
         return false;
     }
-    int64_t left = d->fill_start + d->conf.batch_wait_ns - mr_clock_mono_ns();
+    int64_t left = w->fill_start + d->conf.batch_wait_ns - mr_clock_mono_ns();
     if (left <= 0) {
         return false;
     }
@@ -547,8 +661,9 @@ static bool fill_wait(struct mr_delivery *d, struct dsource *s)
 }
 
 /* Retention or the journal's disk cap deleted records before this output read them: say how
- * many, continue with what is left. */
-static void deleted_skip(struct mr_delivery *d, struct dsource *s)
+ * many, continue with what is left (the position moves there once the slots before are
+ * written). False on stop. */
+static bool deleted_skip(struct mr_delivery *d, struct dsource *s)
 {
     int64_t now_at = mr_journal_reader_position(s->reader);
     mr_counter_add(d->m_deleted_unread, (uint64_t)(now_at - s->read_pos));
@@ -557,33 +672,34 @@ static void deleted_skip(struct mr_delivery *d, struct dsource *s)
                 "before they were delivered; continuing at offset %" PRId64,
                 mr_journal_topic_name(s->topic), s->partition, now_at - s->read_pos, now_at);
     s->read_pos = now_at;
-    s->position = now_at;
+    return slot_handover(d, s, now_at);
 }
 
-/* Deliver what s holds now, in writes of up to batch_size records gathered across journal
- * batches: 1 done, 0 nothing to read, -1 stop. Reads for at most COMMIT_NS (then writes what
- * it has), so other sources and the cursor commit get their turn during a long backlog. */
-static int deliver_source(struct mr_delivery *d, struct dsource *s)
+/* Gather what s holds now into writes of up to batch_size records across journal batches:
+ * 1 read something, 0 nothing to read, -1 stop. Reads for at most COMMIT_NS, so other sources
+ * get their turn during a long backlog. */
+static int gather_source(struct mr_delivery *d, struct dsource *s)
 {
     int64_t until = mr_clock_mono_ns() + COMMIT_NS;
     int did = 0;
-    d->npending = 0;
     for (;;) {
         struct mr_batch_info info;
         int rc = mr_journal_reader_next_batch(s->reader, &info);
         if (rc == MR_ERANGE) {
-            if (!pending_write(d, s)) {
+            if (!slot_handover(d, s, s->read_pos)) {
                 return -1;
             }
             if (mr_journal_reader_seek(s->reader, MR_JOURNAL_EARLIEST) == 0) {
-                deleted_skip(d, s);
+                if (!deleted_skip(d, s)) {
+                    return -1;
+                }
                 did = 1;
                 continue;
             }
         }
         if (rc != 0) {
             if (rc != MR_EAGAIN && rc != MR_EEOF) {
-                MR_LOG_RL(&d->rl, MR_LOG_ERROR, d->host.name, "reading %s[%u]: %s",
+                MR_LOG_RL(&d->rl_read, MR_LOG_ERROR, d->host.name, "reading %s[%u]: %s",
                           mr_journal_topic_name(s->topic), s->partition, mr_strerror(rc));
                 note_error(d, "reading %s[%u]: %s", mr_journal_topic_name(s->topic), s->partition,
                            mr_strerror(rc));
@@ -601,41 +717,102 @@ static int deliver_source(struct mr_delivery *d, struct dsource *s)
             break;
         }
     }
-    if (!pending_write(d, s)) {
-        return -1;
-    }
-    s->position = s->read_pos;
-    return did;
+    /* what is gathered goes out now, and records passed over at the end move the position */
+    return slot_handover(d, s, s->read_pos) ? did : -1;
 }
 
-static void *delivery_main(void *arg)
+static void *reader_main(void *arg)
 {
     struct mr_delivery *d = arg;
     uint64_t seen = 0;
-    d->next_commit = mr_clock_mono_ns() + COMMIT_NS;
-    while (!d->failed) {
-        if (atomic_load(&d->stop) && (!atomic_load(&d->drain) || measure_lag(d).records == 0 ||
-                                      mr_clock_mono_ns() > d->drain_deadline)) {
+    for (;;) {
+        pthread_mutex_lock(&d->q_lock);
+        bool quit = reader_must_quit(d);
+        pthread_mutex_unlock(&d->q_lock);
+        if (quit) {
             break;
         }
         int done = 0;
-        for (size_t i = 0; i < d->nsources && !d->failed; i++) {
-            int rc = deliver_source(d, &d->sources[i]);
+        size_t i = 0;
+        for (; i < d->nsources; i++) {
+            int rc = gather_source(d, &d->sources[i]);
             if (rc < 0) {
                 break;
             }
             done += rc;
         }
-        int64_t now = mr_clock_mono_ns();
-        if (now >= d->next_commit) {
-            commit(d);
-            d->next_commit = now + COMMIT_NS;
+        if (i < d->nsources || (done == 0 && atomic_load(&d->stop))) {
+            break; /* told to stop, or draining and nothing is left to read */
         }
-        if (done == 0 && !atomic_load(&d->stop)) {
+        if (done == 0) {
             mr_engine_env_wait(d->env, &seen, 50);
         }
     }
-    if (!d->failed) {
+    pthread_mutex_lock(&d->q_lock);
+    d->reader_done = true;
+    pthread_cond_broadcast(&d->q_cv);
+    pthread_mutex_unlock(&d->q_lock);
+    return NULL;
+}
+
+/* ---- the writer: slots to the output ---- */
+
+/* Write slot w until the output confirmed it; the source's position moves past it only then.
+ * False on FATAL or stop. */
+static bool slot_write(struct mr_delivery *d, const struct wslot *w)
+{
+    struct dsource *s = w->s;
+    if (w->n > 0) {
+        atomic_store(&s->oldest_ms, w->oldest_ms);
+        if (!deliver(d, w)) {
+            return false;
+        }
+        mr_counter_add(d->m_delivered, w->n - d->nrejects); /* rejected: not delivered */
+    }
+    atomic_store(&s->position, w->end_position);
+    return true;
+}
+
+static bool writer_must_quit(struct mr_delivery *d)
+{
+    if (atomic_load(&d->failed)) {
+        return true;
+    }
+    if (!atomic_load(&d->stop)) {
+        return false;
+    }
+    if (!atomic_load(&d->drain) || past_drain_deadline(d)) {
+        return true;
+    }
+    pthread_mutex_lock(&d->q_lock);
+    bool drained = d->reader_done && d->q_ready == 0;
+    pthread_mutex_unlock(&d->q_lock);
+    return drained;
+}
+
+static void *delivery_main(void *arg)
+{
+    struct mr_delivery *d = arg;
+    d->next_commit = mr_clock_mono_ns() + COMMIT_NS;
+    while (!writer_must_quit(d)) {
+        struct wslot *w = slot_next(d, SLEEP_STEP_NS);
+        if (w != NULL) {
+            if (!slot_write(d, w)) {
+                break;
+            }
+            slot_release(d);
+        }
+        int64_t now = mr_clock_mono_ns();
+        if (now >= d->next_commit) { /* also during a long backlog: bounds re-delivery */
+            commit(d);
+            d->next_commit = now + COMMIT_NS;
+        }
+    }
+    pthread_mutex_lock(&d->q_lock);
+    d->writer_done = true;
+    pthread_cond_broadcast(&d->q_cv);
+    pthread_mutex_unlock(&d->q_lock);
+    if (!atomic_load(&d->failed)) {
         commit(d);
     }
     return NULL;
@@ -655,7 +832,14 @@ int mr_delivery_create(struct mr_delivery **out, struct mr_engine_env *env,
     atomic_init(&d->drain, false);
     atomic_init(&d->last_delivery_ms, -1);
     d->last_error_ms = -1;
+    atomic_init(&d->failed, false);
     pthread_mutex_init(&d->error_lock, NULL);
+    pthread_mutex_init(&d->q_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&d->q_cv, &ca);
+    pthread_condattr_destroy(&ca);
     snprintf(d->consumer, sizeof(d->consumer), "output.%s", pc->name);
     d->conf = pc->delivery;
     d->conf.retry_min_ns = d->conf.retry_min_ns > 0 ? d->conf.retry_min_ns : 100 * 1000000LL;
@@ -663,7 +847,10 @@ int mr_delivery_create(struct mr_delivery **out, struct mr_engine_env *env,
         d->conf.retry_max_ns >= d->conf.retry_min_ns ? d->conf.retry_max_ns : d->conf.retry_min_ns;
     d->conf.circuit_failures = d->conf.circuit_failures > 0 ? d->conf.circuit_failures : 10;
     d->conf.circuit_open_ns = d->conf.circuit_open_ns > 0 ? d->conf.circuit_open_ns : 30000000000LL;
-    d->conf.batch_size = d->conf.batch_size > 0 ? d->conf.batch_size : BATCH_DEFAULT;
+    if (d->conf.batch_size <= 0) {
+        size_t def = pc->plugin->output.batch_default;
+        d->conf.batch_size = def > 0 && def <= 100000 ? (int64_t)def : BATCH_DEFAULT;
+    }
     d->backoff_ns = d->conf.retry_min_ns;
     d->rng = (uint64_t)mr_clock_mono_ns() ^ (uint64_t)(uintptr_t)d ^ 0x9e3779b97f4a7c15ULL;
     if (pc->delivery.dead_letter_topic != NULL) {
@@ -677,17 +864,20 @@ int mr_delivery_create(struct mr_delivery **out, struct mr_engine_env *env,
                                       .reject = host_reject,
                                       .arg = d};
     size_t cap = (size_t)d->conf.batch_size;
-    d->recs = mr_calloc(cap, sizeof(struct mr_record));
-    d->offsets = mr_calloc(cap, sizeof(int64_t));
     d->rejects_cap = cap < REJECTS_MIN ? cap : REJECTS_MIN;
     d->rejects = mr_calloc(d->rejects_cap, sizeof(struct rejection));
-    d->arena_cap = cap * ARENA_PER_REC;
-    d->arena_cap = d->arena_cap < ARENA_MIN ? ARENA_MIN : d->arena_cap;
-    d->arena_cap = d->arena_cap > MR_BATCH_MAX_BYTES ? MR_BATCH_MAX_BYTES : d->arena_cap;
-    d->arena = mr_malloc(d->arena_cap);
-    int rc = d->recs != NULL && d->offsets != NULL && d->rejects != NULL && d->arena != NULL
-                 ? 0
-                 : MR_ERR_SET(err, MR_ENOMEM, "out of memory");
+    bool slots_ok = d->rejects != NULL;
+    for (size_t k = 0; k < NSLOTS; k++) {
+        struct wslot *w = &d->slots[k];
+        w->recs = mr_calloc(cap, sizeof(struct mr_record));
+        w->offsets = mr_calloc(cap, sizeof(int64_t));
+        w->arena_cap = cap * ARENA_PER_REC;
+        w->arena_cap = w->arena_cap < ARENA_MIN ? ARENA_MIN : w->arena_cap;
+        w->arena_cap = w->arena_cap > MR_BATCH_MAX_BYTES ? MR_BATCH_MAX_BYTES : w->arena_cap;
+        w->arena = mr_malloc(w->arena_cap);
+        slots_ok &= w->recs != NULL && w->offsets != NULL && w->arena != NULL;
+    }
+    int rc = slots_ok ? 0 : MR_ERR_SET(err, MR_ENOMEM, "out of memory");
     for (size_t t = 0; rc == 0 && t < ntopics; t++) {
         struct mr_journal_topic *topic = NULL;
         rc = mr_engine_topic(env, topics[t], &topic, err);
@@ -721,6 +911,7 @@ int mr_delivery_create(struct mr_delivery **out, struct mr_engine_env *env,
             }
             s->position = mr_journal_reader_position(s->reader);
             s->read_pos = s->position;
+            s->queued_pos = s->position;
             s->committed = s->position;
             d->nsources++;
         }
@@ -806,7 +997,22 @@ int mr_delivery_start(struct mr_delivery *d, struct mr_err *err)
     if (d->started) {
         return 0;
     }
+    d->q_head = 0;
+    d->q_ready = 0;
+    d->fill = &d->slots[0];
+    d->fill->n = 0;
+    d->reader_done = false;
+    d->writer_done = false;
     if (pthread_create(&d->thread, NULL, delivery_main, d) != 0) {
+        return MR_ERR_SET(err, MR_ESYS, "%s: cannot start thread", d->host.name);
+    }
+    if (pthread_create(&d->reader, NULL, reader_main, d) != 0) {
+        pthread_mutex_lock(&d->q_lock);
+        d->reader_done = true; /* the writer finds nothing to write and quits at stop */
+        pthread_mutex_unlock(&d->q_lock);
+        atomic_store(&d->stop, true);
+        pthread_join(d->thread, NULL);
+        atomic_store(&d->stop, false);
         return MR_ERR_SET(err, MR_ESYS, "%s: cannot start thread", d->host.name);
     }
     d->started = true;
@@ -822,7 +1028,11 @@ void mr_delivery_stop(struct mr_delivery *d, bool drain, int timeout_ms)
     atomic_store(&d->drain, drain);
     atomic_store(&d->stop, true);
     mr_engine_env_wake(d->env);
+    pthread_mutex_lock(&d->q_lock);
+    pthread_cond_broadcast(&d->q_cv);
+    pthread_mutex_unlock(&d->q_lock);
     pthread_join(d->thread, NULL);
+    pthread_join(d->reader, NULL);
     d->started = false;
 }
 
@@ -848,11 +1058,15 @@ void mr_delivery_destroy(struct mr_delivery *d)
         mr_topic_writer_fini(d->dlq);
         mr_free(d->dlq);
     }
-    mr_free(d->recs);
-    mr_free(d->offsets);
+    for (size_t k = 0; k < NSLOTS; k++) {
+        mr_free(d->slots[k].recs);
+        mr_free(d->slots[k].offsets);
+        mr_free(d->slots[k].arena);
+    }
     mr_free(d->rejects);
     pthread_mutex_destroy(&d->error_lock);
-    mr_free(d->arena);
+    pthread_mutex_destroy(&d->q_lock);
+    pthread_cond_destroy(&d->q_cv);
     mr_free(d);
 }
 

@@ -77,14 +77,16 @@ int mr_curl_out_init(struct mr_curl_out *h, size_t max_body, bool gzip, int64_t 
         goto fail;
     }
     if (gzip) {
-        /* Level 1: line protocol and JSON still shrink about 8x (level 6: 10x) at a third of
-         * the CPU, and the output's thread compresses while the destination waits for it. */
-        if (deflateInit2(&h->z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        /* libdeflate compresses a whole buffer (all we need: a body is complete before it is
+         * sent) about twice as fast as zlib at level 1, and smaller: line protocol shrinks
+         * about 10x. Level 1 because the output's thread compresses while the destination
+         * waits for it. */
+        h->z = libdeflate_alloc_compressor(1);
+        if (h->z == NULL) {
             rc = MR_ERR_SET(err, MR_ENOMEM, "cannot start gzip");
             goto fail;
         }
-        h->z_ready = true;
-        h->zcap = deflateBound(&h->z, (uLong)max_body);
+        h->zcap = libdeflate_gzip_compress_bound(h->z, max_body);
         h->zbuf = mr_malloc(h->zcap);
         if (h->zbuf == NULL) {
             rc = MR_ERR_SET(err, MR_ENOMEM, "out of memory");
@@ -121,9 +123,9 @@ void mr_curl_out_fini(struct mr_curl_out *h)
         curl_easy_cleanup(h->curl);
         h->curl = NULL;
     }
-    if (h->z_ready) {
-        deflateEnd(&h->z);
-        h->z_ready = false;
+    if (h->z != NULL) {
+        libdeflate_free_compressor(h->z);
+        h->z = NULL;
     }
     mr_free(h->zbuf);
     h->zbuf = NULL;
@@ -131,18 +133,11 @@ void mr_curl_out_fini(struct mr_curl_out *h)
 
 static int compress_body(struct mr_curl_out *h, const char *body, size_t len, size_t *out_len)
 {
-    if (!h->z_ready || len > h->max_body || deflateReset(&h->z) != Z_OK) {
+    if (h->z == NULL || len > h->max_body) {
         return MR_EIO;
     }
-    h->z.next_in = (Bytef *)(uintptr_t)body;
-    h->z.avail_in = (uInt)len;
-    h->z.next_out = h->zbuf;
-    h->z.avail_out = (uInt)h->zcap;
-    if (deflate(&h->z, Z_FINISH) != Z_STREAM_END) {
-        return MR_EIO; /* cannot happen: zcap is deflateBound of the largest body */
-    }
-    *out_len = h->zcap - h->z.avail_out;
-    return 0;
+    *out_len = libdeflate_gzip_compress(h->z, body, len, h->zbuf, h->zcap);
+    return *out_len > 0 ? 0 : MR_EIO; /* 0 cannot happen: zcap is the bound of the largest body */
 }
 
 int mr_curl_out_send(struct mr_curl_out *h, const char *method, const char *url,

@@ -7,10 +7,10 @@
 #define MILLRACE_OUTPUTS_CURL_OUT_H
 
 #include <curl/curl.h>
+#include <libdeflate.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <zlib.h>
 
 #include "millrace/config.h"
 #include "millrace/error.h"
@@ -22,8 +22,7 @@ struct mr_curl_out {
     char errbuf[CURL_ERROR_SIZE];
     char resp[MR_CURL_OUT_RESP_MAX]; /* first bytes of the last answer, NUL-terminated */
     size_t resp_len;
-    bool z_ready;
-    z_stream z;
+    struct libdeflate_compressor *z; /* NULL without gzip */
     uint8_t *zbuf;
     size_t zcap;
     size_t max_body;

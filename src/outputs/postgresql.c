@@ -515,6 +515,13 @@ static int copy_rows(struct pg_ctx *c, const struct mr_record *recs, size_t lo, 
     return answer;
 }
 
+/* COPY recs[lo..hi): the wide or the narrow rows. MR_SINK_OK, RETRY, FATAL or PG_DATA. */
+static int copy_any(struct pg_ctx *c, const struct mr_record *recs, size_t lo, size_t hi,
+                    struct mr_err *err)
+{
+    return c->wide != NULL ? pg_wide_copy(c, recs, lo, hi, err) : copy_rows(c, recs, lo, hi, err);
+}
+
 /* COPY recs[lo..hi) under a savepoint; rows PostgreSQL refuses are found by halving the range
  * and rejected one by one. MR_SINK_OK (the rest is in), RETRY or FATAL. */
 static int copy_range(struct pg_ctx *c, const struct mr_record *recs, size_t lo, size_t hi,
@@ -532,8 +539,7 @@ static int copy_range(struct pg_ctx *c, const struct mr_record *recs, size_t lo,
     }
     int answer = pg_exec(c, "SAVEPOINT millrace_rows", PGRES_COMMAND_OK, err);
     if (answer == MR_SINK_OK) {
-        answer =
-            c->wide != NULL ? pg_wide_copy(c, recs, lo, hi, err) : copy_rows(c, recs, lo, hi, err);
+        answer = copy_any(c, recs, lo, hi, err);
     }
     if (answer == MR_SINK_OK) {
         return pg_exec(c, "RELEASE SAVEPOINT millrace_rows", PGRES_COMMAND_OK, err);
@@ -576,9 +582,10 @@ static int exec_params(struct pg_ctx *c, const char *sql, int n, const char *con
     return answer;
 }
 
-/* The batch's rejects and the next offset, in the transaction of the rows. */
-static int store_position(struct pg_ctx *c, const struct mr_output_position *pos, size_t n,
-                          struct mr_err *err)
+/* The batch's rejects, then the next offset and COMMIT in one round trip (a simple query of
+ * two statements: PostgreSQL stops at the first that fails, and the transaction with it). */
+static int store_and_commit(struct pg_ctx *c, const struct mr_output_position *pos, size_t n,
+                            struct mr_err *err)
 {
     char part[16], off[24], sql[800];
     snprintf(part, sizeof(part), "%" PRIu32, pos->partition);
@@ -593,21 +600,26 @@ static int store_position(struct pg_ctx *c, const struct mr_output_position *pos
     if (answer != MR_SINK_OK) {
         return answer;
     }
-    snprintf(off, sizeof(off), "%" PRId64, pos->offsets[n - 1] + 1);
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO %s VALUES ($1, $2, $3, $4) ON CONFLICT (output, topic, partition) "
-             "DO UPDATE SET next_offset = EXCLUDED.next_offset",
-             c->offsets_tbl);
-    const char *p[4] = {c->host->name, pos->topic, part, off};
-    return exec_params(c, sql, 4, p, err);
-}
-
-static int commit(struct pg_ctx *c, struct mr_err *err)
-{
-    PGresult *res = PQexec(c->conn, "COMMIT");
-    int answer = MR_SINK_OK;
+    char *out_lit = PQescapeLiteral(c->conn, c->host->name, strlen(c->host->name));
+    char *topic_lit = PQescapeLiteral(c->conn, pos->topic, strlen(pos->topic));
+    int len =
+        out_lit != NULL && topic_lit != NULL
+            ? snprintf(sql, sizeof(sql),
+                       "INSERT INTO %s VALUES (%s, %s, %" PRIu32 ", %" PRId64
+                       ") ON CONFLICT (output, topic, partition) DO UPDATE SET "
+                       "next_offset = EXCLUDED.next_offset; COMMIT",
+                       c->offsets_tbl, out_lit, topic_lit, pos->partition, pos->offsets[n - 1] + 1)
+            : -1;
+    PQfreemem(out_lit);
+    PQfreemem(topic_lit);
+    if (len < 0 || (size_t)len >= sizeof(sql)) {
+        MR_ERR_SET(err, MR_ENOMEM, "cannot build the offset statement");
+        return MR_SINK_RETRY;
+    }
+    PGresult *res = PQexec(c->conn, sql);
     if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
-        answer = pg_classify(c, res, "COMMIT", err); /* outcome unknown: the offsets will tell */
+        answer = pg_classify(c, res, "storing the offset and COMMIT", err);
+        /* our own table, not the rows: not a rejection; a lost COMMIT: the offsets will tell */
         answer = answer == MR_SINK_FATAL ? MR_SINK_FATAL : MR_SINK_RETRY;
     } else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
         MR_ERR_SET(err, MR_EIO, "COMMIT answered %s", PQcmdStatus(res));
@@ -648,9 +660,22 @@ static int write_txn(struct pg_ctx *c, const struct mr_output_position *pos,
     }
     int answer = c->wide != NULL ? pg_wide_prepare(c, recs, first, n, err) : MR_SINK_OK;
     answer = answer == MR_SINK_OK ? pg_exec(c, "BEGIN", PGRES_COMMAND_OK, err) : answer;
-    answer = answer == MR_SINK_OK ? copy_range(c, recs, first, n, err) : answer;
-    answer = answer == MR_SINK_OK ? store_position(c, pos, n, err) : answer;
-    answer = answer == MR_SINK_OK ? commit(c, err) : answer;
+    /* Usually every row goes in: one COPY, no savepoint (two round trips fewer). When one is
+     * refused, the transaction is lost: again from BEGIN, halving under savepoints. */
+    size_t rows = 0;
+    for (size_t i = first; i < n; i++) {
+        rows += !c->skip[i];
+    }
+    if (answer == MR_SINK_OK && rows > 0) {
+        answer = copy_any(c, recs, first, n, err);
+        if (answer == PG_DATA) {
+            mr_err_clear(err);
+            answer = pg_exec(c, "ROLLBACK", PGRES_COMMAND_OK, err);
+            answer = answer == MR_SINK_OK ? pg_exec(c, "BEGIN", PGRES_COMMAND_OK, err) : answer;
+            answer = answer == MR_SINK_OK ? copy_range(c, recs, first, n, err) : answer;
+        }
+    }
+    answer = answer == MR_SINK_OK ? store_and_commit(c, pos, n, err) : answer;
     return answer == PG_DATA ? MR_SINK_RETRY : answer;
 }
 
@@ -891,5 +916,8 @@ const struct mr_plugin mr_output_postgresql = {
                .write = pg_write,
                .write_at = pg_write_at,
                .flush = pg_flush,
-               .fini = pg_fini},
+               .fini = pg_fini,
+               /* every write commits and waits for its WAL flush: larger writes catch up
+                * faster (bench/output_delivery: ~75 % of a bulk COPY at 5000, ~90 % at 20000) */
+               .batch_default = 20000},
 };

@@ -47,7 +47,9 @@ struct pg_offset {
 };
 
 #define PG_MAX_OFFSETS   4096
-#define PG_FLUSH_BYTES   (1024u * 1024u)       /* hand COPY data to libpq in pieces of this size */
+/* COPY data goes to libpq in pieces of this size: the server parses one while we encode the
+ * next (a whole write encoded first would leave it idle meanwhile). */
+#define PG_FLUSH_BYTES   (64u * 1024u)
 #define PG_BUF_MAX       (64u * 1024u * 1024u) /* largest single row */
 #define PG_REJECT_PREFIX "PostgreSQL refused the row"
 #define PG_NAME_MAX      63 /* PostgreSQL's identifier limit (NAMEDATALEN - 1) */

@@ -4,7 +4,8 @@
  * the reason and are counted; FATAL stops the output with state 3 and the cursor stays before
  * the undelivered records; `delivery:` settings are parsed and checked; writes gather records
  * of several journal batches up to delivery.batch_size (rejection indexes point at the right
- * record; a restart resumes at the committed position). */
+ * record; a restart resumes at the committed position); the reader thread decoding ahead of
+ * a slow output never hands it a record whose bytes were reused. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -301,7 +302,7 @@ static void test_delivery_conf_parsed(void **state)
     assert_int_equal(c->circuit_failures, 3);
     assert_int_equal(c->circuit_open_ns, 300 * 1000000LL);
     assert_null(c->dead_letter_topic);
-    assert_int_equal(c->batch_size, 5000);
+    assert_int_equal(c->batch_size, 0); /* unset: the output's default */
     assert_int_equal(c->batch_wait_ns, 0);
     fixture_close(&fx);
 
@@ -602,6 +603,129 @@ static void test_fatal_stops_and_keeps_records(void **state)
     fixture_close(&fx);
 }
 
+/* ---- read-ahead: the reader decodes the next writes while the output is busy with one */
+
+#define NSTR 20000 /* string records behind the fixture's NREC numbers */
+
+static struct {
+    pthread_mutex_t mu;
+    int64_t next; /* the index the next record must have */
+    size_t bad;   /* records with another time or value than their index gives */
+    size_t writes;
+    bool retry_once; /* every 50th write: RETRY the first time */
+} check = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void str_of(int64_t k, char *out, size_t cap)
+{
+    /* varying lengths, so records do not sit at the same place in every batch */
+    snprintf(out, cap, "value-%" PRId64 "-%.*s", k, (int)(k % 23), "xxxxxxxxxxxxxxxxxxxxxxx");
+}
+
+static int checker_write(void *ctx, const struct mr_record *recs, size_t n, struct mr_err *err)
+{
+    (void)ctx;
+    pthread_mutex_lock(&check.mu);
+    check.writes++;
+    if (check.writes % 50 == 0 && !check.retry_once) {
+        check.retry_once = true;
+        check.writes--;
+        pthread_mutex_unlock(&check.mu);
+        MR_ERR_SET(err, MR_EIO, "busy");
+        return MR_SINK_RETRY; /* the same records must come again, intact */
+    }
+    check.retry_once = false;
+    for (size_t i = 0; i < n; i++, check.next++) {
+        const struct mr_record *r = &recs[i];
+        bool ok = r->time_ns == T0 + check.next * 1000000LL;
+        if (check.next < NREC) {
+            ok = ok && r->type == MR_VALUE_F64 && r->v.f64 == (double)check.next;
+        } else {
+            char want[64];
+            str_of(check.next - NREC, want, sizeof(want));
+            ok = ok && r->type == MR_VALUE_STRING && r->v.str.len == strlen(want) &&
+                 memcmp(r->v.str.ptr, want, r->v.str.len) == 0;
+        }
+        check.bad += !ok;
+    }
+    pthread_mutex_unlock(&check.mu);
+    mr_clock_sleep_ns(200000); /* a destination slower than the reader: it runs ahead */
+    return MR_SINK_OK;
+}
+
+static const struct mr_plugin checker_plugin = {
+    .kind = MR_PLUGIN_OUTPUT,
+    .name = "checker",
+    .help = "test",
+    .conf = {.fields = no_fields, .size = 1},
+    .ctx_size = sizeof(struct flaky),
+    .output = {.init = flaky_init,
+               .write = checker_write,
+               .flush = flaky_flush,
+               .fini = flaky_fini},
+};
+
+/* Writes of 97 records over journal batches of 37 string records: most writes end inside a
+ * journal batch, whose rest is then decoded into the next slot, and every slot's arena is
+ * reused many times while the output, slower than the reader, still holds the other. Every
+ * record arrives once, in order, with its own time and string, also after retries. */
+static void test_read_ahead_keeps_records_intact(void **state)
+{
+    (void)state;
+    static const char conf[] = "inputs: {src: {type: stdin}}\n"
+                               "outputs:\n"
+                               "  flaky:\n"
+                               "    type: stdout\n"
+                               "    delivery: {retry_min: 10ms, retry_max: 10ms, batch_size: 97}\n"
+                               "pipelines: {p: {from: [src], to: [flaky]}}\n";
+    struct fixture fx;
+    fixture_open_with(&fx, conf);
+    fx.pc.plugin = &checker_plugin;
+    check.next = 0;
+    check.bad = 0;
+    check.writes = 0;
+    struct mr_journal_topic *t = mr_journal_topic_find(fx.journal, "src");
+    struct mr_topic_writer w;
+    assert_int_equal(mr_topic_writer_init(&w, t, fx.names, MR_BATCH_DEFAULT_CAP), 0);
+    mr_name_id asset, signal;
+    assert_int_equal(mr_names_intern(fx.names, "s/a/l/m", 7, &asset), 0);
+    assert_int_equal(mr_names_intern(fx.names, "note", 4, &signal), 0);
+    for (int64_t k = 0; k < NSTR; k++) {
+        char v[64];
+        str_of(k, v, sizeof(v));
+        struct mr_record r = {.time_ns = T0 + (NREC + k) * 1000000LL,
+                              .asset = asset,
+                              .signal = signal,
+                              .type = MR_VALUE_STRING,
+                              .quality = MR_QUALITY_GOOD,
+                              .v.str = {.ptr = v, .len = (uint32_t)strlen(v)}};
+        assert_int_equal(mr_topic_writer_add(&w, &r), 0);
+        if (k % 37 == 36) {
+            assert_int_equal(mr_topic_writer_flush(&w), 0);
+        }
+    }
+    assert_int_equal(mr_topic_writer_sync(&w), 0);
+    mr_topic_writer_fini(&w);
+
+    struct mr_delivery *d = start(&fx);
+    for (int i = 0; i < WAIT_S * 100; i++) {
+        pthread_mutex_lock(&check.mu);
+        bool all = check.next >= NREC + NSTR;
+        pthread_mutex_unlock(&check.mu);
+        if (all) {
+            break;
+        }
+        mr_clock_sleep_ns(10 * 1000000LL);
+    }
+    mr_delivery_stop(d, true, 2000);
+    mr_delivery_destroy(d);
+    assert_int_equal(check.next, NREC + NSTR);
+    assert_int_equal(check.bad, 0);
+    assert_true(check.writes >= (NREC + NSTR) / 97);
+    assert_true(metric(&fx, "millrace_output_retries_total") >= 2);
+    assert_int_equal(cursor(&fx), NREC + NSTR);
+    fixture_close(&fx);
+}
+
 int main(void)
 {
     mr_log_set_level(MR_LOG_ERROR);
@@ -613,6 +737,7 @@ int main(void)
         cmocka_unit_test(test_batches_span_journal_batches),
         cmocka_unit_test(test_restart_resumes_at_committed_position),
         cmocka_unit_test(test_batch_wait_fills_the_batch),
+        cmocka_unit_test(test_read_ahead_keeps_records_intact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
