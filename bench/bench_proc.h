@@ -58,6 +58,38 @@ static inline int bench_free_port(void)
     return port;
 }
 
+/* GET path from 127.0.0.1:port (HTTP/1.1, Connection: close) into buf, NUL-terminated: the
+ * bytes read (headers and body), or -1. */
+static inline long bench_http_get(int port, const char *path, char *buf, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    char req[256];
+    int len = snprintf(req, sizeof(req),
+                       "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+    long got = write(fd, req, (size_t)len) == len ? 0 : -1;
+    while (got >= 0 && (size_t)got + 1 < cap) {
+        ssize_t n = read(fd, buf + got, cap - 1 - (size_t)got);
+        if (n <= 0) {
+            break;
+        }
+        got += n;
+    }
+    close(fd);
+    if (got >= 0) {
+        buf[got] = '\0';
+    }
+    return got;
+}
+
 /* utime + stime in clock ticks of process pid (main_thread_only: of its main thread, the loop
  * thread), or -1. */
 static inline int64_t bench_cpu_ticks(pid_t pid, int main_thread_only)

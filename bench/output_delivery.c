@@ -2,7 +2,7 @@
  * the journal to the real peer (issue 7: "at least 80 % of the plain bulk load while keeping
  * the durability guarantee"), against a plain bulk load of the same data in the same run.
  *
- * The data: --points records (default 200,000), 200 machines on 10 lines of one site, one
+ * The data: --points records (default 500,000), 200 machines on 10 lines of one site, one
  * float signal machine.temp, ns timestamps 1 us apart (every point its own series+time):
  *
  *   InfluxDB line:   machine,site=north,line=l3,machine=m37 temp=21.53 1700000000000037000
@@ -793,7 +793,7 @@ static int pg_case(struct bench *b)
 
 int main(int argc, char **argv)
 {
-    struct bench b = {.dir = "/tmp", .points = 200000, .lines = 5000, .which = "all"};
+    struct bench b = {.dir = "/tmp", .points = 500000, .lines = 5000, .which = "all"};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
             b.dir = argv[++i];

@@ -37,6 +37,7 @@ scratch_parent=${MR_BENCH_DIR:-$MR_BUILD/bench-scratch}
 
 mkdir -p "$scratch_parent" "$out_dir" "$MR_BUILD/bench-logs"
 scratch=$(mktemp -d "$scratch_parent/run.XXXXXX")
+chmod 755 "$scratch" # benches that run a peer as another user (PostgreSQL as postgres) reach it
 raw=$(mktemp "${TMPDIR:-/tmp}/millrace-bench.XXXXXX")
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {

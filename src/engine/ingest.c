@@ -246,6 +246,25 @@ int mr_ingest_create(struct mr_ingest **out, struct mr_engine_env *env, uv_loop_
                                     "holds them (a resent batch).",
                                     labels, &in->m_relay_dropped);
         }
+        /* Received -> committed: an emit appends its batches right after the input read and
+         * decoded them, so append -> journal acknowledgement is that latency, less the decode
+         * (microseconds). Timed on the journal's writer thread as each batch is acknowledged. */
+        static const double bounds[] = {0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025,
+                                        0.005,  0.01,    0.025,  0.1,     1};
+        struct mr_histogram *h = NULL;
+        if (rc == 0) {
+            rc = mr_metrics_histogram(env->metrics, "millrace_input_commit_seconds",
+                                      "Seconds from an input's batch being appended to the "
+                                      "journal until the journal committed it (durable with "
+                                      "fsync: always).",
+                                      labels, bounds, sizeof(bounds) / sizeof(bounds[0]), &h);
+        }
+        if (rc == 0) {
+            rc = mr_topic_writer_time_commits(&in->writer, h);
+            if (rc != 0) {
+                MR_ERR_SET(err, rc, "out of memory");
+            }
+        }
     }
     if (rc == 0) {
         in->ctx = mr_calloc(1, pc->plugin->ctx_size != 0 ? pc->plugin->ctx_size : 1);

@@ -3,6 +3,12 @@
 
 #include "engine/topic_writer.h"
 #include "millrace/alloc.h"
+#include "millrace/clock.h"
+#include "millrace/metrics.h"
+
+/* Append times kept per partition for commit timing: a batch more than this many behind the
+ * newest append of its partition is not timed (its slot was reused). */
+#define COMMIT_RING 256u
 
 /* The encoded record must fit a batch with its key and headers: the largest sample block. */
 #define SCRATCH_CAP ((size_t)MR_RECORD_MAX_SAMPLES * sizeof(float) + 64 * 1024)
@@ -67,8 +73,23 @@ void mr_topic_writer_fini(struct mr_topic_writer *w)
     mr_free(w->appended_in);
     mr_free(w->acked_in);
     mr_free(w->part_of);
+    mr_free(w->append_ns);
     mr_name_hashes_fini(&w->hashes);
     memset(w, 0, sizeof(*w));
+}
+
+int mr_topic_writer_time_commits(struct mr_topic_writer *w, struct mr_histogram *h)
+{
+    int64_t *ring = mr_calloc((size_t)w->nparts * COMMIT_RING, sizeof(int64_t));
+    if (ring == NULL) {
+        return MR_ENOMEM;
+    }
+    pthread_mutex_lock(&w->mu);
+    mr_free(w->append_ns);
+    w->append_ns = ring;
+    w->commit_seconds = h;
+    pthread_mutex_unlock(&w->mu);
+    return 0;
 }
 
 static void on_ack(void *arg, int status, uint32_t partition, int64_t base_offset, uint32_t count)
@@ -81,6 +102,12 @@ static void on_ack(void *arg, int status, uint32_t partition, int64_t base_offse
     pthread_mutex_lock(&w->mu);
     if (status != 0 && w->first_error == 0) {
         w->first_error = status;
+    }
+    if (status == 0 && w->commit_seconds != NULL &&
+        w->appended_in[partition] - w->acked_in[partition] <= COMMIT_RING) {
+        int64_t t0 =
+            w->append_ns[(size_t)partition * COMMIT_RING + w->acked_in[partition] % COMMIT_RING];
+        mr_histogram_observe(w->commit_seconds, (double)(mr_clock_mono_ns() - t0) / 1e9);
     }
     w->acked++;
     w->acked_in[partition]++;
@@ -99,6 +126,10 @@ static int append_partition(struct mr_topic_writer *w, uint32_t p)
     int rc = mr_batch_builder_finish(b, &data, &len);
     if (rc == 0) {
         pthread_mutex_lock(&w->mu);
+        if (w->append_ns != NULL) {
+            w->append_ns[(size_t)p * COMMIT_RING + w->appended_in[p] % COMMIT_RING] =
+                mr_clock_mono_ns();
+        }
         w->appended++;
         w->appended_in[p]++;
         pthread_mutex_unlock(&w->mu);

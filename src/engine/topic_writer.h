@@ -43,6 +43,9 @@ struct mr_topic_writer {
     int first_error;       /* first failed append or ack */
     atomic_uint_least64_t records_acked;
     uint64_t bytes_appended; /* bytes of the batches handed to the journal (writer thread) */
+    /* optional (mr_topic_writer_time_commits): append -> acknowledged, per batch */
+    struct mr_histogram *commit_seconds;
+    int64_t *append_ns; /* nparts * COMMIT_RING: when batch k of partition p was appended */
 };
 
 int mr_topic_writer_init(struct mr_topic_writer *w, struct mr_journal_topic *topic,
@@ -75,5 +78,9 @@ bool mr_topic_writer_settled(struct mr_topic_writer *w);
  * still in flight, which settled cannot tell. */
 void mr_topic_writer_mark(struct mr_topic_writer *w, uint64_t *mark);
 bool mr_topic_writer_durable_at(struct mr_topic_writer *w, const uint64_t *mark);
+/* From now on observe, for every batch, the seconds from its append to the journal's
+ * acknowledgement (with fsync: always, to its fsync) into h, on the journal's writer thread at
+ * the moment of the acknowledgement. Returns 0 or MR_ENOMEM. */
+int mr_topic_writer_time_commits(struct mr_topic_writer *w, struct mr_histogram *h);
 
 #endif

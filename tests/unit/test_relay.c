@@ -1,6 +1,6 @@
 /* Relay de-duplication (engine/relay.h) and topic-writer marks, on a real journal: records
  * written with their origin mark are recognised after a reopen, per (stream, local partition),
- * and marks say which flushes are durable. */
+ * marks say which flushes are durable, and commit timing observes every acknowledged batch. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,11 +8,13 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/relay.h"
 #include "engine/topic_writer.h"
 #include "millrace/journal.h"
+#include "millrace/metrics.h"
 #include "millrace/names.h"
 #include "support/tmpdir.h"
 
@@ -178,12 +180,57 @@ static void test_marks(void **state)
     mr_names_destroy(names);
 }
 
+/* Commit timing: every batch the journal acknowledges is observed once, with its duration. */
+static void test_commit_timing(void **state)
+{
+    (void)state;
+    struct mr_names *names = NULL;
+    assert_int_equal(mr_names_create(&names, 1024, 1 << 16), 0);
+    struct mr_metrics *m = NULL;
+    assert_int_equal(mr_metrics_create(&m), 0);
+    static const double bounds[] = {0.001, 1};
+    struct mr_histogram *h = NULL;
+    assert_int_equal(
+        mr_metrics_histogram(m, "t_commit_seconds", "test", "input=\"t\"", bounds, 2, &h), 0);
+    struct mr_journal *j = open_j();
+    struct mr_journal_topic *t;
+    assert_int_equal(mr_journal_topic_create(j, "timed", 2, NULL, &t, NULL), 0);
+    struct mr_topic_writer w;
+    assert_int_equal(mr_topic_writer_init(&w, t, names, 64 * 1024), 0);
+    assert_int_equal(mr_topic_writer_time_commits(&w, h), 0);
+    for (int round = 0; round < 100; round++) {
+        for (int i = 0; i < 4; i++) {
+            struct mr_record rec = rec_of(names, assets[i], round * 4 + i);
+            assert_int_equal(mr_topic_writer_add(&w, &rec), 0);
+        }
+        assert_int_equal(mr_topic_writer_flush(&w), 0);
+    }
+    assert_int_equal(mr_topic_writer_sync(&w), 0);
+    uint64_t batches = w.appended;
+    assert_true(batches >= 100);
+    static char text[8192];
+    assert_true(mr_metrics_render(m, text, sizeof(text), NULL) > 0);
+    const char *count = strstr(text, "t_commit_seconds_count{input=\"t\"} ");
+    const char *sum = strstr(text, "t_commit_seconds_sum{input=\"t\"} ");
+    assert_non_null(count);
+    assert_non_null(sum);
+    assert_int_equal(strtoull(count + strlen("t_commit_seconds_count{input=\"t\"} "), NULL, 10),
+                     batches);
+    double s = strtod(sum + strlen("t_commit_seconds_sum{input=\"t\"} "), NULL);
+    assert_true(s > 0 && s < (double)batches); /* each took more than nothing, less than 1 s */
+    mr_topic_writer_fini(&w);
+    assert_int_equal(mr_journal_close(j), 0);
+    mr_metrics_destroy(m);
+    mr_names_destroy(names);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_recover_after_reopen, setup, teardown),
         cmocka_unit_test(test_positions_are_per_partition),
         cmocka_unit_test_setup_teardown(test_marks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_timing, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
