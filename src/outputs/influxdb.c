@@ -368,17 +368,21 @@ static enum answer bisect(struct influx_ctx *c, size_t a, size_t b, const char *
     return ANS_OK;
 }
 
+/* POST the nlines rendered lines; points InfluxDB refused are found and rejected. */
+static enum answer post_body(struct influx_ctx *c, size_t nlines, struct mr_err *err)
+{
+    char msg[256] = "";
+    enum answer ans = post_lines(c, c->body, c->line_off[nlines], msg, sizeof(msg), err);
+    return ans == ANS_POINTS ? bisect(c, 0, nlines, msg, err) : ans;
+}
+
 /* Send the nlines rendered lines; returns an MR_SINK_* answer. */
 static int send_body(struct influx_ctx *c, size_t nlines, struct mr_err *err)
 {
     if (nlines == 0) {
         return MR_SINK_OK;
     }
-    char msg[256] = "";
-    enum answer ans = post_lines(c, c->body, c->line_off[nlines], msg, sizeof(msg), err);
-    if (ans == ANS_POINTS) {
-        ans = bisect(c, 0, nlines, msg, err);
-    }
+    enum answer ans = post_body(c, nlines, err);
     if (ans == ANS_NO_DB) {
         if (c->conf->skip_database_creation) {
             MR_ERR_SET(err, MR_ECONFIG,
@@ -393,10 +397,7 @@ static int send_body(struct influx_ctx *c, size_t nlines, struct mr_err *err)
                        cerr.msg);
             return cerr.code == MR_EACCES ? MR_SINK_FATAL : MR_SINK_RETRY;
         }
-        ans = post_lines(c, c->body, c->line_off[nlines], msg, sizeof(msg), err);
-        if (ans == ANS_POINTS) {
-            ans = bisect(c, 0, nlines, msg, err);
-        }
+        ans = post_body(c, nlines, err);
     }
     switch (ans) {
     case ANS_OK:

@@ -26,6 +26,7 @@
 #include "millrace/metrics.h"
 #include "millrace/names.h"
 #include "millrace/plugin.h"
+#include "support/output_open.h"
 
 extern const struct mr_plugin mr_output_forward;
 
@@ -251,19 +252,9 @@ static struct rig *rig_open(const char *yaml_fmt, int port)
         (struct mr_output_host){.name = "outputs.uplink", .names = r->names, .metrics = r->metrics};
     char yaml[512];
     snprintf(yaml, sizeof(yaml), yaml_fmt, port);
-    struct mr_config_errors *errs = calloc(1, sizeof(*errs));
-    assert_non_null(errs);
-    int rc = mr_section_load_buffer(&mr_output_forward.conf, r->conf, "t.yaml", yaml, strlen(yaml),
-                                    NULL, errs);
-    if (rc != 0) {
-        fail_msg("config: %s", errs->msg[0]);
-    }
-    free(errs);
-    r->ctx = calloc(1, mr_output_forward.ctx_size);
     struct mr_err err = {0};
-    rc = mr_output_forward.output.init(r->ctx, r->conf, &r->host, &err);
-    if (rc != 0) {
-        fail_msg("init: %s", err.msg);
+    if (mr_test_output_open(&mr_output_forward, r->conf, yaml, &r->host, &r->ctx, &err) != 0) {
+        fail_msg("%s", err.msg);
     }
     mr_name_id asset, sig[5], unit;
     assert_int_equal(mr_names_intern(r->names, "plant/line1/press", 17, &asset), 0);

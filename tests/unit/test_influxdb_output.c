@@ -36,6 +36,7 @@
 #include "millrace/plugin.h"
 #include "outputs/lineproto_out.h"
 #include "support/certs.h"
+#include "support/output_open.h"
 
 extern const struct mr_plugin mr_output_influxdb;
 
@@ -252,7 +253,7 @@ static void on_reject(struct mr_output_host *host, size_t index, const char *rea
     r->nrejects++;
 }
 
-/* Load yaml (one %d: the port) into a config; init only when init_rc is 0 (else expect it). */
+/* A started influxdb output on the test's InfluxDB; yaml_fmt has one %d for its port. */
 static struct rig *rig_open(const char *yaml_fmt)
 {
     struct rig *r = calloc(1, sizeof(*r));
@@ -267,19 +268,9 @@ static struct rig *rig_open(const char *yaml_fmt)
                                       .arg = r};
     char yaml[1024];
     snprintf(yaml, sizeof(yaml), yaml_fmt, g_ix.port);
-    struct mr_config_errors *errs = calloc(1, sizeof(*errs));
-    assert_non_null(errs);
-    int rc = mr_section_load_buffer(&mr_output_influxdb.conf, r->conf, "t.yaml", yaml, strlen(yaml),
-                                    NULL, errs);
-    if (rc != 0) {
-        fail_msg("config: %s", errs->msg[0]);
-    }
-    free(errs);
-    r->ctx = calloc(1, mr_output_influxdb.ctx_size);
     struct mr_err err = {0};
-    rc = mr_output_influxdb.output.init(r->ctx, r->conf, &r->host, &err);
-    if (rc != 0) {
-        fail_msg("init: %s", err.msg);
+    if (mr_test_output_open(&mr_output_influxdb, r->conf, yaml, &r->host, &r->ctx, &err) != 0) {
+        fail_msg("%s", err.msg);
     }
     return r;
 }

@@ -20,6 +20,7 @@
 #include "millrace/metrics.h"
 #include "millrace/names.h"
 #include "millrace/plugin.h"
+#include "support/output_open.h"
 
 extern const struct mr_plugin mr_output_kafka;
 
@@ -146,24 +147,7 @@ static void on_reject(struct mr_output_host *host, size_t index, const char *rea
 static int rig_try(struct rig *r, const char *yaml, struct mr_err *err)
 {
     assert_true(mr_output_kafka.conf.size <= sizeof(r->conf));
-    struct mr_config_errors *errs = calloc(1, sizeof(*errs));
-    assert_non_null(errs);
-    int rc = mr_section_load_buffer(&mr_output_kafka.conf, r->conf, "t.yaml", yaml, strlen(yaml),
-                                    NULL, errs);
-    if (rc != 0) {
-        snprintf(err->msg, sizeof(err->msg), "%.250s", errs->msg[0]);
-        free(errs);
-        return rc;
-    }
-    free(errs);
-    r->ctx = calloc(1, mr_output_kafka.ctx_size);
-    rc = mr_output_kafka.output.init(r->ctx, r->conf, &r->host, err);
-    if (rc != 0) {
-        free(r->ctx);
-        r->ctx = NULL;
-        mr_section_free(&mr_output_kafka.conf, r->conf);
-    }
-    return rc;
+    return mr_test_output_open(&mr_output_kafka, r->conf, yaml, &r->host, &r->ctx, err);
 }
 
 static struct rig *rig_new(void)

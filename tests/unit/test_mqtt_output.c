@@ -32,6 +32,7 @@
 #include "support/certs.h"
 #include "support/mosquitto_peer.h"
 #include "support/tmpdir.h"
+#include "support/output_open.h"
 
 extern const struct mr_plugin mr_output_mqtt;
 
@@ -228,20 +229,10 @@ static int out_open(struct rig *r, const char *yaml_fmt, struct mr_err *err)
 {
     char yaml[1024];
     snprintf(yaml, sizeof(yaml), yaml_fmt, r->port);
-    struct mr_config_errors *errs = calloc(1, sizeof(*errs));
     assert_true(mr_output_mqtt.conf.size <= sizeof(r->conf));
-    int rc = mr_section_load_buffer(&mr_output_mqtt.conf, r->conf, "t.yaml", yaml, strlen(yaml),
-                                    NULL, errs);
-    if (rc != 0) {
-        fail_msg("config: %s", errs->msg[0]);
-    }
-    free(errs);
-    r->ctx = calloc(1, mr_output_mqtt.ctx_size);
-    rc = mr_output_mqtt.output.init(r->ctx, r->conf, &r->host, err);
-    if (rc != 0) {
-        free(r->ctx);
-        r->ctx = NULL;
-        mr_section_free(&mr_output_mqtt.conf, r->conf);
+    int rc = mr_test_output_open(&mr_output_mqtt, r->conf, yaml, &r->host, &r->ctx, err);
+    if (rc != 0 && strncmp(err->msg, "config:", 7) == 0) {
+        fail_msg("%s", err->msg);
     }
     return rc;
 }
